@@ -1,0 +1,34 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # For modules that write files: full check mode and diff.
+    FILES = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written; C(changed) and the diff tell what would be.
+  diff_mode:
+    support: full
+    description: Shows the files that change. Private keys are shown as a placeholder, never their content.
+  platform:
+    support: full
+    platforms: posix
+"""
+
+    # For modules that only read.
+    INFO = r"""
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads, so it runs unchanged in check mode.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+"""

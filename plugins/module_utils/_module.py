@@ -1,0 +1,178 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The thin layer between AnsibleModule and the PKI core.
+
+Shared option groups (documented once in plugins/doc_fragments), the file a
+module manages (check mode, diff, owner/group/mode), and the runner that turns
+a PkiError into a clean failure.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+# Each group matches the doc fragment of the same name.
+OPTION_GROUPS = {
+    # fleet.mtls.file_attributes
+    "file_attributes": dict(
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw"),
+    ),
+    # fleet.mtls.private_key_source
+    "private_key_source": dict(
+        privatekey_path=dict(type="path"),
+        privatekey_content=dict(type="str", no_log=True),
+        privatekey_passphrase=dict(type="str", no_log=True),
+    ),
+    # fleet.mtls.ca_signer
+    "ca_signer": dict(
+        ca_cert_path=dict(type="path", required=True),
+        ca_key_path=dict(type="path", required=True),
+        ca_key_passphrase=dict(type="str", no_log=True),
+    ),
+}
+
+SECRET_PLACEHOLDER = "<private key: not shown>\n"
+
+
+def argument_spec(groups, **module_options):
+    """The module's argument_spec: the named shared groups plus its own options."""
+    spec = {}
+    for group in groups:
+        spec.update(copy.deepcopy(OPTION_GROUPS[group]))
+    spec.update(module_options)
+    return spec
+
+
+def parse_mode(value, default):
+    """File modes as octal: '0640', '640' or an int written in octal (0o640)."""
+    if value is None:
+        return default
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise PkiError("mode %r must be octal, e.g. '0640' (quote it in YAML)" % (value,))
+    if mode > 0o7777:
+        raise PkiError("mode %r is out of range" % (value,))
+    return mode
+
+
+class ManagedFile(object):
+    """One file a module owns: compare, write atomically, report diff.
+
+    In check mode nothing is written but changed and diff tell what would be.
+    A secret file never shows its content in a diff.
+    """
+
+    def __init__(self, module, path, mode, secret=False):
+        self.module = module
+        self.path = path
+        self.mode = mode
+        self.owner = module.params.get("owner")
+        self.group = module.params.get("group")
+        self.secret = secret
+        self._current = None
+        self._read = False
+
+    @property
+    def current(self):
+        if not self._read:
+            self._current = _files.read_bytes(self.path)
+            self._read = True
+        return self._current
+
+    @property
+    def exists(self):
+        return self.current is not None
+
+    def check_writable(self):
+        _files.check_writable(self.path)
+
+    def _diff_text(self, content):
+        if content is None:
+            return ""
+        return SECRET_PLACEHOLDER if self.secret else to_text(content)
+
+    def replace(self, content, diffs):
+        """Write content unless it is already there; True when it changed (or would)."""
+        if self.current == content:
+            return False
+        if self.module._diff:
+            diffs.append(dict(before_header=self.path, after_header=self.path,
+                              before=self._diff_text(self.current), after=self._diff_text(content)))
+        if not self.module.check_mode:
+            _files.atomic_write(self.path, content, mode=self.mode, owner=self.owner, group=self.group)
+            self._current = content
+        return True
+
+    def remove(self, diffs):
+        if not self.exists:
+            return False
+        if self.module._diff:
+            diffs.append(dict(before_header=self.path, after_header=self.path,
+                              before=self._diff_text(self.current), after=""))
+        if not self.module.check_mode:
+            _files.remove(self.path)
+        return True
+
+    def ensure_attributes(self, changed):
+        """Owner, group and mode of a file whose content is already right."""
+        if self.module.check_mode and not self.exists:
+            return changed
+        file_args = self.module.load_file_common_arguments(
+            dict(mode="0%o" % self.mode, owner=self.owner, group=self.group), path=self.path)
+        return self.module.set_fs_attributes_if_different(file_args, changed)
+
+
+def load_private_key_from_params(module):
+    """The key named by the private_key_source group (path or content)."""
+    path = module.params.get("privatekey_path")
+    content = module.params.get("privatekey_content")
+    passphrase = module.params.get("privatekey_passphrase")
+    if content is not None:
+        return c.load_private_key(content, passphrase, source="privatekey_content")
+    data = _files.read_bytes(path)
+    if data is None:
+        raise PkiError("private key %s does not exist" % path)
+    return c.load_private_key(data, passphrase, source="private key %s" % path)
+
+
+def read_required(path, what):
+    data = _files.read_bytes(path)
+    if data is None:
+        raise PkiError("%s %s does not exist" % (what, path))
+    return data
+
+
+def _version_tuple(text):
+    parts = []
+    for part in text.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def run(module, body):
+    """Run body(module) -> result dict; every PkiError becomes fail_json."""
+    if not c.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography >= %s" % c.MINIMUM_CRYPTOGRAPHY_VERSION),
+                         exception=c.CRYPTOGRAPHY_IMPORT_ERROR)
+    if _version_tuple(c.CRYPTOGRAPHY_VERSION) < _version_tuple(c.MINIMUM_CRYPTOGRAPHY_VERSION):
+        module.fail_json(msg="cryptography %s is too old: fleet.mtls needs %s or newer"
+                         % (c.CRYPTOGRAPHY_VERSION, c.MINIMUM_CRYPTOGRAPHY_VERSION))
+    try:
+        result = body(module)
+    except PkiError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

@@ -1,0 +1,206 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decisions about certificates: what a CA may sign, and when to renew.
+
+These are the rules an operator reasons about, so they live here, in one
+place, as plain functions that the modules and the unit tests call.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+if c.HAS_CRYPTOGRAPHY:
+    from cryptography import x509
+
+# What each signing profile puts in extendedKeyUsage.
+PROFILES = {
+    "server": ["serverAuth"],
+    "client": ["clientAuth"],
+    "server_client": ["serverAuth", "clientAuth"],
+}
+
+# Renew once two thirds of the lifetime have passed, unless told otherwise.
+DEFAULT_RENEW_FRACTION = 2.0 / 3.0
+
+
+def profile_for(csr, requested_profile, item_name):
+    """The profile to sign with: the one asked for, else what the CSR requests.
+
+    A CSR may only ask for usages its profile grants: a client CSR asking for
+    serverAuth is refused rather than quietly narrowed.
+    """
+    requested = _x509.extended_key_usage_names(_x509.extension_value(csr, x509.ExtendedKeyUsage))
+    if requested_profile is None:
+        for name in ("server", "client", "server_client"):
+            if requested and sorted(requested) == sorted(PROFILES[name]):
+                return name
+        if requested:
+            raise PkiError("CSR %s asks for extended key usages %s, which no profile grants"
+                           % (item_name, ", ".join(requested)))
+        raise PkiError("CSR %s states no extended key usage: give it a profile (server, client or server_client)"
+                       % item_name)
+    if requested_profile not in PROFILES:
+        raise PkiError("CSR %s: unknown profile %r (use %s)" % (item_name, requested_profile, ", ".join(PROFILES)))
+    refused = [u for u in requested if u not in PROFILES[requested_profile]]
+    if refused:
+        raise PkiError("CSR %s asks for %s, which profile %s does not grant"
+                       % (item_name, ", ".join(refused), requested_profile))
+    return requested_profile
+
+
+class SigningPolicy(object):
+    """The names a CA may put in the certificates it signs.
+
+    allowed_domains: a DNS SAN must equal one of these or lie under it
+    (``example.com`` allows ``example.com`` and ``a.b.example.com``, as an
+    X.509 name constraint does). allowed_ip_ranges: CIDR networks for IP SANs.
+    spiffe_trust_domain: the only trust domain a URI SAN may name; URIs that
+    are not SPIFFE IDs are then refused. allow_email: email SANs at all.
+    An unset list places no limit on that kind of name.
+    """
+
+    def __init__(self, allowed_domains=None, allowed_ip_ranges=None, spiffe_trust_domain=None,
+                 allow_email=False):
+        self.allowed_domains = [_x509.validate_dns_name(d.lstrip("."), allow_wildcard=False)
+                                for d in (allowed_domains or [])]
+        try:
+            self.allowed_ip_ranges = [ipaddress.ip_network(r, strict=False) for r in (allowed_ip_ranges or [])]
+        except ValueError as exc:
+            raise PkiError("allowed IP range: %s" % exc)
+        self.spiffe_trust_domain = spiffe_trust_domain
+        self.allow_email = allow_email
+
+    def _dns_allowed(self, name):
+        if not self.allowed_domains:
+            return True
+        name = name.lower().rstrip(".")
+        if name.startswith("*."):
+            name = name[2:]
+        return any(name == d or name.endswith("." + d) for d in self.allowed_domains)
+
+    def _ip_allowed(self, address):
+        if not self.allowed_ip_ranges:
+            return True
+        return any(address in network for network in self.allowed_ip_ranges if network.version == address.version)
+
+    def refusals(self, sans):
+        """Every SAN outside the policy, as 'DNS:name (not under ...)' strings."""
+        refused = []
+        for name in sans:
+            text = _x509.san_to_string(name)
+            if isinstance(name, x509.DNSName) and not self._dns_allowed(name.value):
+                refused.append("%s (allowed domains: %s)" % (text, ", ".join(self.allowed_domains)))
+            elif isinstance(name, x509.IPAddress) and not self._ip_allowed(name.value):
+                refused.append("%s (allowed IP ranges: %s)"
+                               % (text, ", ".join(str(r) for r in self.allowed_ip_ranges)))
+            elif isinstance(name, x509.UniformResourceIdentifier) and self.spiffe_trust_domain:
+                if not name.value.startswith("spiffe://"):
+                    refused.append("%s (only SPIFFE IDs of %s)" % (text, self.spiffe_trust_domain))
+                else:
+                    trust_domain = _x509.spiffe_trust_domain(name.value)
+                    if trust_domain != self.spiffe_trust_domain:
+                        refused.append("%s (trust domain is %s)" % (text, self.spiffe_trust_domain))
+            elif isinstance(name, x509.RFC822Name) and not self.allow_email:
+                refused.append("%s (email SANs are not allowed)" % text)
+        return refused
+
+
+def check_csr(csr, item_name, policy):
+    """The SANs to sign, after refusing what the policy or X.509 rules forbid."""
+    if _x509.extension_value(csr, x509.BasicConstraints) is not None and \
+            _x509.extension_value(csr, x509.BasicConstraints).ca:
+        raise PkiError("CSR %s asks to be a CA; this signer issues leaf certificates only" % item_name)
+    sans = _x509.sans_of(csr)
+    if not sans:
+        raise PkiError("CSR %s has no subjectAltName: TLS clients match names only there" % item_name)
+    for name in sans:
+        if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith("spiffe:"):
+            _x509.validate_spiffe_id(name.value)
+    _x509.validate_spiffe_sans(sans)
+    refused = policy.refusals(sans)
+    if refused:
+        raise PkiError("CSR %s asks for names outside the signing policy: %s" % (item_name, "; ".join(refused)))
+    return sans
+
+
+def validity_window(now, validity_days, backdate_seconds, ca_not_after):
+    """(not_before, not_after) for a new leaf, never outliving its CA."""
+    if validity_days <= 0:
+        raise PkiError("validity_days must be positive, not %s" % validity_days)
+    not_before = now - datetime.timedelta(seconds=backdate_seconds)
+    not_after = now + datetime.timedelta(days=validity_days)
+    if not_after > ca_not_after:
+        not_after = ca_not_after
+    if not_after <= now:
+        raise PkiError("the CA expires on %s: it cannot issue a valid certificate" % c.isoformat(ca_not_after))
+    return not_before.replace(microsecond=0), not_after.replace(microsecond=0)
+
+
+def jitter_offset(seed, jitter):
+    """A stable fraction in [0, jitter) drawn from seed (e.g. the host name).
+
+    Hosts issued together then renew spread over a window instead of at once,
+    and the same host always lands on the same point, so re-runs agree.
+    """
+    if not jitter or not seed:
+        return 0.0
+    digest = hashlib.sha256(str(seed).encode("utf-8")).digest()
+    return jitter * (int.from_bytes(digest[:8], "big") / float(1 << 64))
+
+
+def renewal_time(not_before, not_after, renew_fraction=None, renew_days_before=None, jitter=0.0, seed=None):
+    """When a certificate enters its renewal window.
+
+    By default after renew_fraction (2/3) of its lifetime; with
+    renew_days_before, that many days before it expires. The jitter moves the
+    point earlier by up to jitter x lifetime, stable per seed.
+    """
+    lifetime = not_after - not_before
+    if renew_days_before is not None:
+        if renew_days_before < 0:
+            raise PkiError("renew_days_before must not be negative")
+        point = not_after - datetime.timedelta(days=renew_days_before)
+    else:
+        fraction = DEFAULT_RENEW_FRACTION if renew_fraction is None else renew_fraction
+        if not 0 < fraction <= 1:
+            raise PkiError("renew_fraction must be in (0, 1], not %s" % fraction)
+        point = not_before + lifetime * fraction
+    if jitter:
+        if not 0 <= jitter < 1:
+            raise PkiError("renew_jitter must be in [0, 1), not %s" % jitter)
+        point -= lifetime * jitter_offset(seed, jitter)
+    return max(point, not_before)
+
+
+def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wanted_sans=None,
+                    wanted_subject=None, renew_fraction=None, renew_days_before=None, jitter=0.0, seed=None):
+    """Why a host's certificate must be replaced; an empty list means it is fine.
+
+    The one place that decides re-issuance: a missing match with the key, a
+    changed identity, a CA no longer trusted, or the renewal window.
+    """
+    reasons = []
+    if key is not None and not c.same_public_key(cert.public_key(), key):
+        reasons.append("key_mismatch")
+    if wanted_sans is not None and \
+            _x509.sorted_san_strings(_x509.sans_of(cert)) != _x509.sorted_san_strings(wanted_sans):
+        reasons.append("identity_changed")
+    if wanted_subject is not None and cert.subject != _x509.build_name(wanted_subject):
+        reasons.append("identity_changed")
+    if anchors is not None:
+        ok, _error, _path = _x509.verify_chain(cert, intermediates or [], anchors, now=now)
+        if not ok and c.not_valid_after(cert) > now:
+            reasons.append("untrusted_issuer")
+    if c.not_valid_after(cert) <= now:
+        reasons.append("expired")
+    elif now >= renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), renew_fraction,
+                             renew_days_before, jitter, seed):
+        reasons.append("renewal_window")
+    return sorted(set(reasons))

@@ -1,0 +1,175 @@
+#!/usr/bin/python
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: private_key
+short_description: Make sure a private key exists on the host that will use it
+version_added: 0.1.0
+description:
+  - Generates an EC (P-256 or P-384), RSA (2048, 3072 or 4096 bits) or Ed25519 private key on the managed host, so the key
+    never has to travel.
+  - An existing key is kept unless its type or size differs from what is asked, or O(force=true). A key that cannot be read
+    (wrong passphrase, corrupt file) is an error, never a silent replacement.
+  - Giving O(passphrase) for an existing unencrypted key encrypts that same key; it does not make a new one. An encrypted
+    key is only ever read with its passphrase.
+  - The key is written atomically with mode V('0600') unless O(mode) says otherwise. No key material is ever returned.
+author:
+  - fleet.mtls contributors
+extends_documentation_fragment:
+  - fleet.mtls.file_attributes
+  - fleet.mtls.attributes.FILES
+options:
+  path:
+    description:
+      - Where the PEM private key (PKCS#8) is kept.
+    type: path
+    required: true
+  type:
+    description:
+      - Key algorithm.
+    type: str
+    choices: [ec, rsa, ed25519]
+    default: ec
+  size:
+    description:
+      - Key size in bits. For V(ec) the curve (V(256) is P-256, V(384) is P-384), default V(256).
+        For V(rsa) V(2048), V(3072) or V(4096), default V(3072). Not used with V(ed25519).
+    type: int
+  passphrase:
+    description:
+      - Encrypt the key with this passphrase. The value is never logged.
+    type: str
+  force:
+    description:
+      - Make a new key even when the existing one fits.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(absent) removes the key file.
+    type: str
+    choices: [present, absent]
+    default: present
+seealso:
+  - module: fleet.mtls.csr
+"""
+
+EXAMPLES = r"""
+- name: EC P-256 key for the web server, made on the web server
+  fleet.mtls.private_key:
+    path: /etc/ssl/fleet/web.key
+    owner: root
+    group: root
+
+- name: RSA 3072 key, encrypted
+  fleet.mtls.private_key:
+    path: /etc/ssl/fleet/legacy.key
+    type: rsa
+    size: 3072
+    passphrase: "{{ vault_legacy_key_passphrase }}"
+"""
+
+RETURN = r"""
+path:
+  description: Path of the key.
+  returned: always
+  type: str
+key_type:
+  description: Key algorithm of the key now in place.
+  returned: when O(state=present)
+  type: str
+  sample: ec
+key_size:
+  description: Key size in bits (the curve size for EC); null for Ed25519.
+  returned: when O(state=present)
+  type: int
+  sample: 256
+fingerprint:
+  description: SHA-256 of the public key (SubjectPublicKeyInfo), the same value M(fleet.mtls.certificate_info) reports
+    for the certificate that carries it.
+  returned: when O(state=present)
+  type: str
+  sample: "5B:2C:...:9E"
+public_key:
+  description: The public key in PEM.
+  returned: when O(state=present)
+  type: str
+regenerated:
+  description: Whether a new key was (or in check mode would be) made.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+
+def ensure_key(module):
+    params = module.params
+    key_file = _module.ManagedFile(module, params["path"], mode=_module.parse_mode(params["mode"], 0o600), secret=True)
+    diffs = []
+    result = dict(path=params["path"], regenerated=False)
+
+    if params["state"] == "absent":
+        result["changed"] = key_file.remove(diffs)
+        result["diff"] = diffs
+        return result
+
+    wanted_type = params["type"]
+    wanted_size = params["size"] if params["size"] is not None else c.DEFAULT_KEY_SIZE[wanted_type]
+    if wanted_type == "ed25519" and params["size"] is not None:
+        raise PkiError("an ed25519 key has no size; leave size unset")
+    if wanted_size not in c.KEY_SIZES[wanted_type]:
+        raise PkiError("a %s key takes size %s, not %s"
+                       % (wanted_type, ", ".join(str(s) for s in c.KEY_SIZES[wanted_type]), wanted_size))
+    key_file.check_writable()
+
+    key = None
+    if key_file.exists and not params["force"]:
+        # Unreadable is an error: replacing it would silently break whoever holds the certificate.
+        encrypted = c.is_encrypted_pem(key_file.current)
+        key = c.load_private_key(key_file.current, params["passphrase"] if encrypted else None,
+                                 source="private key %s" % params["path"])
+        if c.key_type_and_size(key) != (wanted_type, wanted_size):
+            key = None
+    if key is None:
+        key = c.generate_private_key(wanted_type, wanted_size)
+        result["regenerated"] = True
+        content = c.serialize_private_key(key, params["passphrase"])
+    elif params["passphrase"] and not c.is_encrypted_pem(key_file.current):
+        content = c.serialize_private_key(key, params["passphrase"])
+    else:
+        content = key_file.current
+
+    changed = key_file.replace(content, diffs)
+    changed = key_file.ensure_attributes(changed)
+    key_type, size = c.key_type_and_size(key)
+    result.update(changed=changed, key_type=key_type, key_size=size, fingerprint=c.public_key_fingerprint(key),
+                  public_key=c.public_key_pem(key).decode("ascii"), diff=diffs)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=_module.argument_spec(
+            ["file_attributes"],
+            path=dict(type="path", required=True),
+            type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),
+            size=dict(type="int"),
+            passphrase=dict(type="str", no_log=True),
+            force=dict(type="bool", default=False),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        supports_check_mode=True,
+    )
+    _module.run(module, ensure_key)
+
+
+if __name__ == "__main__":
+    main()
