@@ -24,22 +24,29 @@ REVOCATION_REASONS = (
 
 
 class CertificateIndex(object):
-    """Use as a context manager: it holds the lock from load to save."""
+    """Use as a context manager: it holds the lock from load to save.
 
-    def __init__(self, path):
+    With save=False (check mode) changes are made in memory only.
+    """
+
+    def __init__(self, path, save=True):
         self.path = path
+        self.save = save
         self.entries = []
         self._lock_handle = None
         self._dirty = False
 
     def __enter__(self):
-        _files.check_writable(self.path)
-        self._lock_handle = open(self.path + ".lock", "a")
-        fcntl.flock(self._lock_handle, fcntl.LOCK_EX)
+        if self.save:
+            _files.check_writable(self.path)
+            self._lock_handle = open(self.path + ".lock", "a")
+            fcntl.flock(self._lock_handle, fcntl.LOCK_EX)
         self.entries = self._load()
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if self._lock_handle is None:
+            return False
         try:
             if exc_type is None and self._dirty:
                 self._save()

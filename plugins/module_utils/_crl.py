@@ -1,0 +1,98 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Certificate revocation lists: built from the index, re-signed only when needed."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _index
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+if c.HAS_CRYPTOGRAPHY:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+
+class Revocation(object):
+    """One revoked serial as it appears in a CRL."""
+
+    def __init__(self, serial, revoked_at, reason="unspecified"):
+        if reason not in _index.REVOCATION_REASONS:
+            raise PkiError("unknown revocation reason %r (use %s)" % (reason, ", ".join(_index.REVOCATION_REASONS)))
+        self.serial = _index.normalize_serial(serial)
+        self.revoked_at = revoked_at.replace(microsecond=0)
+        self.reason = reason
+
+    def key(self):
+        return (self.serial, self.reason)
+
+
+def load_crl(data, source="CRL"):
+    blocks = c.pem_blocks(data, "X509 CRL")
+    if not blocks:
+        raise PkiError("%s is not a PEM CRL" % source)
+    try:
+        return x509.load_pem_x509_crl(blocks[0])
+    except ValueError as exc:
+        raise PkiError("%s is corrupt: %s" % (source, exc))
+
+
+def crl_number(crl):
+    value = _x509.extension_value(crl, x509.CRLNumber)
+    return value.crl_number if value is not None else 0
+
+
+def revocations_in(crl):
+    found = []
+    for revoked in crl:
+        reason = _x509.extension_value(revoked, x509.CRLReason)
+        found.append(Revocation(revoked.serial_number, c.revocation_date(revoked),
+                                reason.reason.name if reason is not None else "unspecified"))
+    return found
+
+
+def is_current(crl, ca_cert, revocations, now, refresh_before):
+    """Whether an existing CRL already says all this and is not about to lapse."""
+    if not c.crl_signed_by(crl, ca_cert):
+        return False
+    next_update = c.crl_next_update(crl)
+    if next_update is None or next_update - now <= refresh_before:
+        return False
+    return sorted(r.key() for r in revocations_in(crl)) == sorted(r.key() for r in revocations)
+
+
+def build_crl(ca_cert, ca_key, revocations, number, now, next_update_days):
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(ca_cert.subject)
+               .last_update(now.replace(microsecond=0))
+               .next_update((now + datetime.timedelta(days=next_update_days)).replace(microsecond=0))
+               .add_extension(x509.CRLNumber(number), critical=False)
+               .add_extension(_x509.authority_key_identifier(ca_cert), critical=False))
+    for revocation in sorted(revocations, key=lambda r: r.serial):
+        entry = (x509.RevokedCertificateBuilder()
+                 .serial_number(int(revocation.serial, 16))
+                 .revocation_date(revocation.revoked_at))
+        if revocation.reason != "unspecified":  # RFC 5280 5.3.1: omit reasonCode rather than say unspecified
+            entry = entry.add_extension(x509.CRLReason(getattr(x509.ReasonFlags, revocation.reason)), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(ca_key, c.signature_hash(ca_key))
+
+
+def crl_pem(crl):
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def describe_crl(crl, now=None):
+    now = now or c.utcnow()
+    next_update = c.crl_next_update(crl)
+    return {
+        "issuer": _x509.name_to_string(crl.issuer),
+        "crl_number": crl_number(crl),
+        "last_update": c.isoformat(c.crl_last_update(crl)),
+        "next_update": c.isoformat(next_update) if next_update else None,
+        "expired": bool(next_update and next_update <= now),
+        "revoked_serials": sorted(r.serial for r in revocations_in(crl)),
+    }

@@ -1,0 +1,256 @@
+#!/usr/bin/python
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: crl
+short_description: Revoke certificates and keep the CA's CRL current
+version_added: 0.1.0
+description:
+  - Generates the CA's certificate revocation list from the revoked entries of its index (see M(fleet.mtls.sign)) and
+    from an explicit list of serials, with the CRL Number and Authority Key Identifier extensions.
+  - O(revoke) marks certificates revoked in the index first, by serial or by the name they were signed under.
+  - The CRL is re-signed only when its content would change or it comes close to its C(next_update) (O(refresh_days));
+    otherwise nothing changes. Each new CRL's number is one more than the last.
+  - Servers reject every client once a CRL they load has expired, so keep the schedule that re-runs this module well
+    inside O(next_update_days), and deploy CRLs with the service roles, which refuse an expired one.
+author:
+  - fleet.mtls contributors
+extends_documentation_fragment:
+  - fleet.mtls.ca_signer
+  - fleet.mtls.file_attributes
+  - fleet.mtls.attributes.FILES
+options:
+  path:
+    description: Where the PEM CRL is written on the CA host.
+    type: path
+    required: true
+  index_path:
+    description: The CA's index. Default V(index.json) beside O(ca_cert_path).
+    type: path
+  use_index:
+    description: Put the index's revoked entries in the CRL. Set V(false) to publish only O(serials).
+    type: bool
+    default: true
+  revoke:
+    description: Certificates to mark revoked in the index before the CRL is made.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      serial:
+        description: Serial in hex (colons allowed). One of O(revoke[].serial) and O(revoke[].name).
+        type: str
+      name:
+        description: Revoke every certificate issued under this request name (for example a decommissioned host).
+        type: str
+      reason:
+        description: The CRL reason.
+        type: str
+        default: unspecified
+        choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+                  cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
+  serials:
+    description: Serials to list as revoked that the index does not know (for example issued by an older tool).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      serial:
+        description: Serial in hex.
+        type: str
+        required: true
+      reason:
+        description: The CRL reason.
+        type: str
+        default: unspecified
+        choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+                  cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
+      revocation_date:
+        description: When it was revoked (ISO 8601). Default the CRL's first listing of it, or now.
+        type: str
+  next_update_days:
+    description: How long the CRL stays valid.
+    type: int
+    default: 7
+  refresh_days:
+    description: Re-sign an unchanged CRL once less than this is left before its C(next_update). Default half of
+      O(next_update_days).
+    type: float
+seealso:
+  - module: fleet.mtls.sign
+  - module: fleet.mtls.ca_index_info
+"""
+
+EXAMPLES = r"""
+- name: Revoke a decommissioned host's certificates and publish the CRL
+  fleet.mtls.crl:
+    ca_cert_path: /etc/fleet-ca/issuing.crt
+    ca_key_path: /etc/fleet-ca/issuing.key
+    path: /etc/fleet-ca/issuing.crl
+    revoke:
+      - name: old-web7
+        reason: cessation_of_operation
+
+- name: Keep the CRL fresh (scheduled)
+  fleet.mtls.crl:
+    ca_cert_path: /etc/fleet-ca/issuing.crt
+    ca_key_path: /etc/fleet-ca/issuing.key
+    path: /etc/fleet-ca/issuing.crl
+"""
+
+RETURN = r"""
+crl:
+  description: The CRL in PEM.
+  returned: success
+  type: str
+crl_number:
+  description: The CRL Number.
+  returned: success
+  type: int
+last_update:
+  description: When it was signed (ISO 8601, UTC).
+  returned: success
+  type: str
+next_update:
+  description: When it expires (ISO 8601, UTC).
+  returned: success
+  type: str
+revoked_serials:
+  description: Serials the CRL lists, upper-case hex.
+  returned: success
+  type: list
+  elements: str
+newly_revoked:
+  description: Serials that O(revoke) marked revoked in this run.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import datetime
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crl
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _index
+from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+REASONS = list(_index.REVOCATION_REASONS)
+
+
+def mark_revoked(index, requests, now):
+    newly = []
+    for item in requests:
+        if bool(item.get("serial")) == bool(item.get("name")):
+            raise PkiError("each revoke item needs exactly one of serial and name")
+        entries = index.find(serial=item.get("serial"), name=item.get("name"))
+        if not entries:
+            raise PkiError("the index has no certificate with %s %s"
+                           % (("serial", item["serial"]) if item.get("serial") else ("name", item["name"])))
+        for entry in entries:
+            if index.revoke(entry, c.isoformat(now), item["reason"]):
+                newly.append(entry["serial"])
+    return newly
+
+
+def index_revocations(index, now):
+    # Entries of certificates that have expired anyway may leave the CRL (RFC 5280 3.3).
+    return [_crl.Revocation(e["serial"], c.parse_isoformat(e["revoked_at"]), e["revocation_reason"])
+            for e in index.revoked() if c.parse_isoformat(e["not_after"]) > now]
+
+
+def ensure_crl(module):
+    params = module.params
+    now = c.utcnow()
+    ca_cert = _x509.load_certificate(_module.read_required(params["ca_cert_path"], "CA certificate"),
+                                     source="CA certificate %s" % params["ca_cert_path"])
+    ca_key = c.load_private_key(_module.read_required(params["ca_key_path"], "CA key"), params["ca_key_passphrase"],
+                                source="CA key %s" % params["ca_key_path"])
+    _x509.require_usable_ca(ca_cert, ca_key, source="CA certificate %s" % params["ca_cert_path"], now=now)
+    usage = _x509.extension_value(ca_cert, _x509.x509.KeyUsage)
+    if usage is not None and not usage.crl_sign:
+        raise PkiError("CA certificate %s may not sign CRLs: keyUsage lacks cRLSign" % params["ca_cert_path"])
+    if params["next_update_days"] <= 0:
+        raise PkiError("next_update_days must be positive")
+    refresh_days = params["refresh_days"] if params["refresh_days"] is not None else params["next_update_days"] / 2.0
+
+    crl_file = _module.ManagedFile(module, params["path"], mode=_module.parse_mode(params["mode"], 0o644))
+    crl_file.check_writable()
+    existing = None
+    if crl_file.exists:
+        try:
+            existing = _crl.load_crl(crl_file.current, source=params["path"])
+        except PkiError:
+            existing = None  # an unreadable CRL is replaced; it holds nothing secret
+    first_listed = dict((r.serial, r.revoked_at) for r in (_crl.revocations_in(existing) if existing else []))
+
+    index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
+    revocations = []
+    newly = []
+    if params["use_index"] or params["revoke"]:
+        if params["revoke"] and not params["use_index"]:
+            raise PkiError("revoke marks entries in the index; it cannot be used with use_index=false")
+        with _index.CertificateIndex(index_path, save=not module.check_mode) as index:
+            newly = mark_revoked(index, params["revoke"], now)
+            revocations = index_revocations(index, now)
+    for item in params["serials"]:
+        serial = _index.normalize_serial(item["serial"])
+        when = c.parse_isoformat(item["revocation_date"]) if item.get("revocation_date") \
+            else first_listed.get(serial, now)
+        revocations.append(_crl.Revocation(serial, when, item.get("reason") or "unspecified"))
+    by_serial = {}
+    for revocation in revocations:
+        by_serial.setdefault(revocation.serial, revocation)
+    revocations = list(by_serial.values())
+
+    diffs = []
+    if existing is not None and _crl.is_current(existing, ca_cert, revocations, now,
+                                                datetime.timedelta(days=refresh_days)):
+        crl = existing
+        content = crl_file.current
+    else:
+        number = (_crl.crl_number(existing) if existing is not None and c.crl_signed_by(existing, ca_cert) else 0) + 1
+        crl = _crl.build_crl(ca_cert, ca_key, revocations, number, now, params["next_update_days"])
+        content = _crl.crl_pem(crl)
+    changed = crl_file.replace(content, diffs) or bool(newly)
+    changed = crl_file.ensure_attributes(changed)
+    facts = _crl.describe_crl(crl, now)
+    return dict(changed=changed, crl=c.to_bytes(content).decode("ascii"), crl_number=facts["crl_number"],
+                last_update=facts["last_update"], next_update=facts["next_update"],
+                revoked_serials=facts["revoked_serials"], newly_revoked=newly, diff=diffs)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=_module.argument_spec(
+            ["ca_signer", "file_attributes"],
+            path=dict(type="path", required=True),
+            index_path=dict(type="path"),
+            use_index=dict(type="bool", default=True),
+            revoke=dict(type="list", elements="dict", default=[], options=dict(
+                serial=dict(type="str"),
+                name=dict(type="str"),
+                reason=dict(type="str", default="unspecified", choices=REASONS),
+            )),
+            serials=dict(type="list", elements="dict", default=[], options=dict(
+                serial=dict(type="str", required=True),
+                reason=dict(type="str", default="unspecified", choices=REASONS),
+                revocation_date=dict(type="str"),
+            )),
+            next_update_days=dict(type="int", default=7),
+            refresh_days=dict(type="float"),
+        ),
+        supports_check_mode=True,
+    )
+    _module.run(module, ensure_crl)
+
+
+if __name__ == "__main__":
+    main()
