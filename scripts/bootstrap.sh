@@ -9,7 +9,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$repo/.venv"
 requirements="$repo/tests/requirements.txt"
 
-apt_packages=(python3 python3-venv openssl curl git rsync podman runc debootstrap uidmap iproute2)
+apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc debootstrap uidmap iproute2)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -18,6 +18,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on POSIX hosts with Python and the C(cryptography) library (38.0 or newer).
 """
 
     # For modules that only read.
@@ -28,7 +29,9 @@ attributes:
     description: The module only reads, so it runs unchanged in check mode.
   diff_mode:
     support: none
+    description: Nothing is written, so there is no diff.
   platform:
     support: full
     platforms: posix
+    description: Runs on POSIX hosts with Python and the C(cryptography) library (38.0 or newer).
 """

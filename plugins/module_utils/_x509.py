@@ -325,8 +325,8 @@ def csr_matches(csr, key, subject, sans, key_usage=None, extended_key_usage=None
         return False
     if sorted(key_usage_names(extension_value(csr, x509.KeyUsage))) != sorted(key_usage or []):
         return False
-    wanted_eku = [u for u in (extended_key_usage or [])]
-    return sorted(extended_key_usage_names(extension_value(csr, x509.ExtendedKeyUsage))) == sorted(wanted_eku)
+    return sorted(extended_key_usage_names(extension_value(csr, x509.ExtendedKeyUsage))) == \
+        sorted(extended_key_usage or [])
 
 
 # --- certificates ---------------------------------------------------------

@@ -18,7 +18,7 @@ description:
     has not expired; otherwise it is re-issued for the same key, so certificates it signed keep verifying.
   - The key is written with mode V('0600'); O(mode) applies to the certificate (default V('0644')).
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
   - fleet.mtls.attributes.FILES
@@ -212,9 +212,10 @@ def ensure_ca(module):
     if key_file.exists:
         key = c.load_private_key(key_file.current, params["key_passphrase"], source="CA key %s" % params["key_path"])
         if c.key_type_and_size(key) != (wanted_type, wanted_size):
+            found_type, found_size = c.key_type_and_size(key)
             raise PkiError("CA key %s is %s %s, not the %s %s asked for; a new CA key means a CA rollover, "
-                           "so it is never replaced here" % ((params["key_path"],) + c.key_type_and_size(key)
-                                                            + (wanted_type, wanted_size)))
+                           "so it is never replaced here"
+                           % (params["key_path"], found_type, found_size, wanted_type, wanted_size))
         key_content = key_file.current
         key_generated = False
     else:
@@ -233,6 +234,8 @@ def ensure_ca(module):
     cert_issued = cert is None
     if cert is None:
         validity = params["validity_days"] or (1825 if parent_cert is not None else 3650)
+        if validity <= 0:
+            raise PkiError("validity_days must be positive, not %s" % validity)
         not_before = (now - datetime.timedelta(minutes=5)).replace(microsecond=0)
         not_after = (now + datetime.timedelta(days=validity)).replace(microsecond=0)
         if parent_cert is not None and not_after > c.not_valid_after(parent_cert):

@@ -16,7 +16,7 @@ description:
   - Every certificate must be a CA; anything else is an error and nothing is written. During a CA rollover the bundle
     simply holds the old and the new CA.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
   - fleet.mtls.attributes.FILES

@@ -12,7 +12,7 @@ description:
   - Reads the index that M(fleet.mtls.sign) appends to on the CA host and lists its entries, optionally only those of
     one request name or serial, or in one state.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.attributes.INFO
 options:

@@ -15,10 +15,10 @@ description:
     validity, CA flags and path lengths along the way).
   - Decides renewal under a policy (default after two thirds of the lifetime; or N days before expiry; with an optional
     stable per-host jitter) and, with the wanted identity, whether the certificate must be re-issued and why.
-  - A missing certificate is not an error: C(exists) is false and C(needs_reissue) true, so one task serves the first
-    issuance and every renewal.
+  - A missing certificate is not an error. C(exists) is then false and C(needs_reissue) true, so one task serves the
+    first issuance and every renewal.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.private_key_source
   - fleet.mtls.attributes.INFO

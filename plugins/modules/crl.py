@@ -17,7 +17,7 @@ description:
   - Servers reject every client once a CRL they load has expired, so keep the schedule that re-runs this module well
     inside O(next_update_days), and deploy CRLs with the service roles, which refuse an expired one.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.ca_signer
   - fleet.mtls.file_attributes

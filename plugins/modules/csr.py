@@ -16,7 +16,7 @@ description:
   - The signer decides the usages it grants (see M(fleet.mtls.sign) profiles); what the CSR asks for is checked against
     them, never silently widened.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.private_key_source
   - fleet.mtls.file_attributes
@@ -43,7 +43,7 @@ options:
   spiffe_id:
     description:
       - A SPIFFE ID (V(spiffe://trust-domain/path)) added as the certificate's only URI SAN, as X.509-SVIDs require.
-      - Validated: lower-case trust domain, a non-empty path, no query or fragment, no other URI SAN.
+      - It is validated (lower-case trust domain, a non-empty path, no query or fragment) and no other URI SAN may be given.
     type: str
   key_usage:
     description:

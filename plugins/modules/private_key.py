@@ -17,7 +17,7 @@ description:
     key is only ever read with its passphrase.
   - The key is written atomically with mode V('0600') unless O(mode) says otherwise. No key material is ever returned.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
   - fleet.mtls.attributes.FILES

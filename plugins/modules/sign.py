@@ -23,7 +23,7 @@ description:
   - Signing always makes new certificates, so it reports C(changed) whenever the batch is not empty; callers send only
     what needs signing (M(fleet.mtls.certificate_info) decides that). In check mode the batch is checked but not signed.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.ca_signer
 attributes:
@@ -32,9 +32,11 @@ attributes:
     description: Every CSR is checked against the policy; nothing is signed and the index is not touched.
   diff_mode:
     support: none
+    description: Certificates are returned, not written; the index is an append-only record.
   platform:
     support: full
     platforms: posix
+    description: Runs on the CA host, with Python and the C(cryptography) library (38.0 or newer).
 options:
   csrs:
     description:

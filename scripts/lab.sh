@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The lab for the demo: the hosts of inventories/lab/hosts.yml as podman
+# containers running systemd, on a podman network of their own.
+#
+#   scripts/lab.sh up [debian12|debian13]   create/start the lab (idempotent)
+#   scripts/lab.sh status                   what runs, systemd state, addresses
+#   scripts/lab.sh down                     remove the containers and network
+#
+# The inventory is the source of truth: every host it lists becomes a
+# container named after its ansible_host, with the inventory name as hostname
+# and as its name on the network mtls-lab. `up` keeps running containers that
+# already use the right image, recreates the others, and removes lab
+# containers the inventory no longer lists.
+#
+# Image: debian12 unless given (or MTLS_LAB_IMAGE=debian13); it is built by
+# tests/fleet/build-images.sh when missing. Traffic stays on the lab network.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+inventory="$repo/inventories/lab/hosts.yml"
+network=mtls-lab
+fleet_label="fleet-mtls.fleet=$network"
+export CONTAINERS_CONF="$repo/tests/fleet/containers.conf"
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$repo/ansible.cfg"
+
+say() { echo "lab: $*"; }
+die() { echo "lab: ERROR: $*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (rootful podman)"
+
+# "inventory_name container_name" for each host of the inventory
+lab_hosts() {
+  ansible-inventory -i "$inventory" --list 2>/dev/null | python3 -c '
+import json, sys
+hostvars = json.load(sys.stdin)["_meta"]["hostvars"]
+for name in sorted(hostvars):
+    print(name, hostvars[name].get("ansible_host", name))
+' || die "cannot read $inventory with ansible-inventory"
+}
+
+lab_containers() {
+  podman ps -a --filter "label=$fleet_label" --format '{{.Names}}'
+}
+
+container_ip() {
+  podman container inspect --format "{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}{{end}}" "$1" 2>/dev/null
+}
+
+wait_booted() { # container
+  local state
+  state=$(podman exec "$1" timeout 120 systemctl is-system-running --wait 2>/dev/null || true)
+  case "$state" in
+    running) return 0 ;;
+    degraded)
+      say "warning: $1 is degraded; failed units:"
+      podman exec "$1" systemctl list-units --failed --plain --no-legend | sed 's/^/    /'
+      return 0 ;;
+    *) die "$1 did not finish booting (systemd state: ${state:-unknown}); see: podman logs $1" ;;
+  esac
+}
+
+cmd_up() {
+  local tag=${1:-${MTLS_LAB_IMAGE:-debian12}}
+  case "$tag" in debian12 | debian13) ;; *) die "unknown image '$tag' (debian12 or debian13)" ;; esac
+  local image="localhost/fleet-mtls-host:$tag"
+  local start=$SECONDS
+
+  bash "$repo/scripts/bootstrap.sh"
+  "$repo/tests/fleet/build-images.sh" "$tag"
+  local image_id
+  image_id=$(podman image inspect --format '{{.Id}}' "$image")
+
+  if ! podman network exists "$network"; then
+    say "creating network $network"
+    podman network create --label "$fleet_label" "$network" >/dev/null
+  fi
+
+  local hosts name container wanted=() current
+  hosts=$(lab_hosts)
+  [[ -n $hosts ]] || die "no hosts in $inventory"
+  while read -r name container; do
+    wanted+=("$container")
+    if podman container exists "$container"; then
+      current=$(podman container inspect --format '{{.Image}}' "$container")
+      if [[ $current == "$image_id" && -n $(container_ip "$container") ]]; then
+        if [[ $(podman container inspect --format '{{.State.Running}}' "$container") == true ]]; then
+          say "$name: $container already running"
+        else
+          say "$name: starting $container"
+          podman start "$container" >/dev/null
+        fi
+        continue
+      fi
+      say "$name: $container uses another image or network, recreating it"
+      podman rm -f "$container" >/dev/null
+    fi
+    say "$name: creating $container ($image)"
+    podman run -d --name "$container" --hostname "$name" \
+      --network "$network" --network-alias "$name" \
+      --systemd=always \
+      --label "$fleet_label" --label "fleet-mtls.host=$name" \
+      "$image" /sbin/init >/dev/null 2> >(grep -v '^failed to connect to syslog' >&2)
+  done <<<"$hosts"
+
+  # containers left from hosts the inventory no longer lists
+  for container in $(lab_containers); do
+    if [[ " ${wanted[*]} " != *" $container "* ]]; then
+      say "removing $container (not in the inventory any more)"
+      podman rm -f "$container" >/dev/null
+    fi
+  done
+
+  for container in "${wanted[@]}"; do
+    wait_booted "$container"
+  done
+
+  say "checking that Ansible reaches every host through the inventory"
+  local out
+  if ! out=$(cd "$repo" && ansible -i "$inventory" all -m ansible.builtin.ping 2>&1); then
+    echo "$out" >&2
+    die "ansible could not reach every lab host"
+  fi
+  say "up in $((SECONDS - start))s"
+  cmd_status
+  cat <<EOF
+
+Use it:  export CONTAINERS_CONF=$CONTAINERS_CONF PATH=$repo/.venv/bin:\$PATH
+         ansible -i inventories/lab/hosts.yml all -m ansible.builtin.ping
+Shell:   podman exec -it mtls-lab-web1 bash
+Stop:    scripts/lab.sh down
+EOF
+}
+
+cmd_status() {
+  local containers container name state booted ip image
+  containers=$(lab_containers)
+  if [[ -z $containers ]]; then
+    say "down (no lab containers)"
+    if podman network exists "$network"; then
+      say "network $network exists (scripts/lab.sh down removes it)"
+    fi
+    return 0
+  fi
+  printf '%-10s %-20s %-9s %-10s %-15s %s\n' HOST CONTAINER STATE SYSTEMD ADDRESS IMAGE
+  for container in $containers; do
+    name=$(podman container inspect --format '{{index .Config.Labels "fleet-mtls.host"}}' "$container")
+    state=$(podman container inspect --format '{{.State.Status}}' "$container")
+    image=$(podman container inspect --format '{{.ImageName}}' "$container")
+    booted=-
+    [[ $state == running ]] && booted=$(podman exec "$container" systemctl is-system-running 2>/dev/null || true)
+    ip=$(container_ip "$container")
+    printf '%-10s %-20s %-9s %-10s %-15s %s\n' "$name" "$container" "$state" "${booted:--}" "${ip:--}" "$image"
+  done
+  if podman network exists "$network"; then
+    say "network $network: $(podman network inspect --format '{{range .Subnets}}{{.Subnet}} {{end}}' "$network")"
+  fi
+}
+
+cmd_down() {
+  local containers
+  containers=$(lab_containers)
+  if [[ -n $containers ]]; then
+    say "removing $(echo $containers)"
+    # shellcheck disable=SC2086
+    podman rm -f $containers >/dev/null
+  fi
+  if podman network exists "$network"; then
+    say "removing network $network"
+    podman network rm "$network" >/dev/null
+  fi
+  say "down"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  -h | --help | help) usage 0 ;;
+  *) usage 2 >&2 ;;
+esac

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Every test of the collection, in the order that fails fastest:
+#   unit         pytest of the PKI core, with the newest cryptography and with 38.0 (Debian 12's)
+#   sanity       ansible-test sanity (no ignores), on a copy laid out as ansible_collections/fleet/mtls
+#   lint         ansible-lint --profile production on roles and playbooks
+#   integration  the modules through ansible-playbook on this host, with the venv's and Debian's Python
+#   molecule     the roles on systemd hosts in podman (Debian 12 and 13), when scenarios exist
+# Usage: scripts/test.sh [STAGE ...]   (default: all, in that order)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+bash scripts/bootstrap.sh
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$repo/ansible.cfg"
+
+stages=("$@")
+((${#stages[@]})) || stages=(unit sanity lint integration molecule)
+timings=()
+
+old_cryptography="$repo/.build/cryptography-38"
+stage_unit() {
+  if [[ ! -f "$old_cryptography/.done" ]]; then
+    rm -rf "$old_cryptography"
+    pip install -q --disable-pip-version-check --no-deps --target "$old_cryptography" 'cryptography==38.0.4'
+    touch "$old_cryptography/.done"
+  fi
+  PYTHONPATH="$repo/.build/collections" python -m pytest -q tests/unit
+  PYTHONPATH="$repo/.build/collections:$old_cryptography" python -m pytest -q tests/unit
+}
+
+stage_sanity() {
+  local sanity_venv="$repo/.build/sanity-venv" requirements="$repo/tests/sanity/sanity-requirements.txt"
+  local want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ "$(cat "$sanity_venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
+    rm -rf "$sanity_venv"
+    /usr/bin/python3 -m venv "$sanity_venv"
+    "$sanity_venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$sanity_venv/.requirements.sha256"
+  fi
+  # ansible-test bootstraps pip in each test's virtualenv with a script from a
+  # host outside the package index; this stand-in does it with ensurepip.
+  local pip_version
+  pip_version=$("$sanity_venv/bin/python" - <<'PY'
+import inspect, re
+from ansible_test._internal import python_requirements
+print(re.search(r"pip='([0-9.]+)'", inspect.getsource(python_requirements)).group(1))
+PY
+)
+  mkdir -p ~/.ansible/test/cache
+  cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
+  # Outside the checkout: inside it, git would hide the copy from ansible-test.
+  local top tree
+  top=$(mktemp -d /tmp/fleet-mtls-sanity.XXXXXX)
+  tree="$top/ansible_collections/fleet/mtls"
+  mkdir -p "$tree"
+  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$tree/"
+  (cd "$tree" && "$sanity_venv/bin/ansible-test" sanity --local --python 3.11 --color no) 2>&1 \
+    | grep -v "^WARNING: Location 'file://" | tee "$top/sanity.log"
+  local status=${PIPESTATUS[0]}
+  # A run that tested nothing must not pass.
+  if grep -q "All targets skipped" "$top/sanity.log"; then
+    echo "ansible-test sanity found nothing to test" >&2
+    status=1
+  fi
+  rm -rf "$top"
+  return "$status"
+}
+
+stage_lint() {
+  if compgen -G "roles/*/tasks" >/dev/null || compgen -G "playbooks/*.yml" >/dev/null; then
+    ansible-lint --profile production --offline
+  else
+    echo "no roles or playbooks yet"
+  fi
+}
+
+stage_integration() {
+  tests/integration/run.sh
+}
+
+stage_molecule() {
+  if [[ -x tests/fleet/molecule.sh ]]; then
+    tests/fleet/molecule.sh all
+  else
+    echo "no molecule scenarios yet"
+  fi
+}
+
+for stage in "${stages[@]}"; do
+  declare -F "stage_$stage" >/dev/null || { echo "unknown stage: $stage" >&2; exit 2; }
+  echo "=== $stage"
+  start=$SECONDS
+  "stage_$stage"
+  timings+=("$stage $((SECONDS - start))s")
+done
+echo "=== all stages passed: ${timings[*]}"
