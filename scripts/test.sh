@@ -69,11 +69,8 @@ PY
 }
 
 stage_lint() {
-  if compgen -G "roles/*/tasks" >/dev/null || compgen -G "playbooks/*.yml" >/dev/null; then
-    ansible-lint --profile production --offline
-  else
-    echo "no roles or playbooks yet"
-  fi
+  ansible-lint --profile production --offline
+  python tests/lint/check_role_prefixes.py
 }
 
 stage_integration() {

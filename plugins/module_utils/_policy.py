@@ -180,15 +180,22 @@ def renewal_time(not_before, not_after, renew_fraction=None, renew_days_before=N
 
 
 def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wanted_sans=None,
-                    wanted_subject=None, renew_fraction=None, renew_days_before=None, jitter=0.0, seed=None):
+                    wanted_subject=None, wanted_key_type=None, wanted_key_size=None, renew_fraction=None,
+                    renew_days_before=None, jitter=0.0, seed=None):
     """Why a host's certificate must be replaced; an empty list means it is fine.
 
     The one place that decides re-issuance: a missing match with the key, a
-    changed identity, a CA no longer trusted, or the renewal window.
+    changed identity or key algorithm, a CA no longer trusted, or the renewal
+    window.
     """
     reasons = []
     if key is not None and not c.same_public_key(cert.public_key(), key):
         reasons.append("key_mismatch")
+    if wanted_key_type is not None:
+        key_type, key_size = c.key_type_and_size(cert.public_key())
+        wanted_size = wanted_key_size if wanted_key_size is not None else c.DEFAULT_KEY_SIZE.get(wanted_key_type)
+        if (key_type, key_size) != (wanted_key_type, wanted_size):
+            reasons.append("key_type_changed")
     if wanted_sans is not None and \
             _x509.sorted_san_strings(_x509.sans_of(cert)) != _x509.sorted_san_strings(wanted_sans):
         reasons.append("identity_changed")

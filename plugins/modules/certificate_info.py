@@ -66,6 +66,13 @@ options:
   expected_subject:
     description: The subject the certificate should have. A difference adds V(identity_changed).
     type: dict
+  expected_key_type:
+    description: The key algorithm the certificate should carry. A difference adds V(key_type_changed).
+    type: str
+    choices: [ec, rsa, ed25519]
+  expected_key_size:
+    description: The key size that goes with O(expected_key_type); default that type's default size.
+    type: int
   valid_at:
     description: Judge validity and renewal at this time (ISO 8601) instead of now.
     type: str
@@ -225,7 +232,8 @@ needs_reissue:
   type: bool
 reissue_reasons:
   description:
-    - Why, among V(missing), V(key_mismatch), V(identity_changed), V(untrusted_issuer), V(expired), V(renewal_window).
+    - Why, among V(missing), V(key_mismatch), V(key_type_changed), V(identity_changed), V(untrusted_issuer),
+      V(expired), V(renewal_window).
   returned: always
   type: list
   elements: str
@@ -285,7 +293,9 @@ def describe(module):
                    jitter=params["renew_jitter"], seed=params["jitter_seed"])
     renew_at = _policy.renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), **renewal)
     reasons = _policy.reissue_reasons(cert, now, key=key, anchors=anchors, intermediates=intermediates,
-                                      wanted_sans=wanted_sans, wanted_subject=params["expected_subject"], **renewal)
+                                      wanted_sans=wanted_sans, wanted_subject=params["expected_subject"],
+                                      wanted_key_type=params["expected_key_type"],
+                                      wanted_key_size=params["expected_key_size"], **renewal)
     result.update(renew_at=c.isoformat(renew_at), needs_renewal=bool({"expired", "renewal_window"} & set(reasons)),
                   needs_reissue=bool(reasons), reissue_reasons=reasons)
     return result
@@ -307,6 +317,8 @@ def main():
             expected_subject_alt_names=dict(type="list", elements="str"),
             expected_spiffe_id=dict(type="str"),
             expected_subject=dict(type="dict"),
+            expected_key_type=dict(type="str", choices=["ec", "rsa", "ed25519"]),
+            expected_key_size=dict(type="int"),
             valid_at=dict(type="str"),
         ),
         required_one_of=[["path", "content"]],

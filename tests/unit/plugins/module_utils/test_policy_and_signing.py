@@ -152,5 +152,8 @@ def test_reissue_reasons(pki, other_pki):
         ["identity_changed"]
     assert _policy.reissue_reasons(cert, pki.now, anchors=[other_pki.root], intermediates=[pki.issuing]) == \
         ["untrusted_issuer"]
+    assert _policy.reissue_reasons(cert, pki.now, wanted_key_type="ec") == []
+    assert _policy.reissue_reasons(cert, pki.now, wanted_key_type="ec", wanted_key_size=384) == ["key_type_changed"]
+    assert _policy.reissue_reasons(cert, pki.now, wanted_key_type="rsa") == ["key_type_changed"]
     assert _policy.reissue_reasons(cert, pki.now + 70 * DAY) == ["renewal_window"]
     assert _policy.reissue_reasons(cert, pki.now + 100 * DAY) == ["expired"]

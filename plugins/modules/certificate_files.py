@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: certificate_files
+short_description: Install a signed certificate on its host, next to its key
+version_added: 0.1.0
+description:
+  - Installs a certificate that M(fleet.mtls.sign) returned, on the host whose key it carries, as the files servers read
+    it from - the certificate, its chain, the full chain (certificate then chain) and, for HAProxy, the combined PEM
+    (full chain then key, mode V('0600')).
+  - Everything is checked before the first file is written - the certificate must match the key, be valid now, and be
+    issued by the first certificate of the chain. A bad certificate fails the task and leaves every file as it was, so
+    a service is never reloaded onto a broken pair.
+  - With O(pending_privatekey_path), a key made for a renewal goes live in the same step - it replaces
+    O(privatekey_path) only once a certificate for it has been checked.
+  - Each file is written atomically and only when its content changes, so consumers reload only for real changes.
+author:
+  - fleet.mtls maintainers (@fleet-mtls)
+extends_documentation_fragment:
+  - fleet.mtls.file_attributes
+  - fleet.mtls.attributes.FILES
+options:
+  certificate:
+    description: The certificate in PEM.
+    type: str
+    required: true
+  chain:
+    description: The certificates between it and the root, in PEM, issuing CA first (C(chain) of M(fleet.mtls.sign)).
+    type: str
+    default: ''
+  privatekey_path:
+    description: The key the certificate is for.
+    type: path
+    required: true
+  privatekey_passphrase:
+    description: Passphrase of the key. The value is never logged. A key that needs one cannot go into O(combined_path).
+    type: str
+  pending_privatekey_path:
+    description:
+      - A new key waiting for its certificate. When the certificate matches it, it is moved over O(privatekey_path).
+        When it does not exist, the certificate must match O(privatekey_path).
+    type: path
+  cert_path:
+    description: Where the certificate alone is written.
+    type: path
+    required: true
+  chain_path:
+    description: Where the chain is written.
+    type: path
+  fullchain_path:
+    description: Where the certificate followed by its chain is written (what nginx and gunicorn serve).
+    type: path
+  combined_path:
+    description: Where the full chain followed by the key is written (what HAProxy's C(crt) reads); mode V('0600').
+    type: path
+  key_mode:
+    description:
+      - Mode of the key and the combined file, for services whose group must read them (e.g. V('0640')).
+      - O(mode) applies to the certificate, chain and full chain files (default V('0644')).
+    type: raw
+seealso:
+  - module: fleet.mtls.sign
+"""
+
+EXAMPLES = r"""
+- name: Install the server certificate for nginx and HAProxy
+  fleet.mtls.certificate_files:
+    certificate: "{{ item.certificate }}"
+    chain: "{{ item.chain }}"
+    privatekey_path: /etc/fleet-mtls/certs/server.key
+    pending_privatekey_path: /etc/fleet-mtls/certs/server.key.pending
+    cert_path: /etc/fleet-mtls/certs/server.crt
+    fullchain_path: /etc/fleet-mtls/certs/server.fullchain.pem
+    combined_path: /etc/fleet-mtls/certs/server.combined.pem
+  loop: "{{ signed.certificates | selectattr('name', 'equalto', inventory_hostname ~ '/server') }}"
+"""
+
+RETURN = r"""
+changed_files:
+  description: The files that were (or in check mode would be) written.
+  returned: always
+  type: list
+  elements: str
+serial:
+  description: Serial of the installed certificate, upper-case hex.
+  returned: always
+  type: str
+not_after:
+  description: End of validity of the installed certificate.
+  returned: always
+  type: str
+key_promoted:
+  description: Whether the pending key was moved into place.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+
+def check_pair(cert, chain, key_data, passphrase, key_source, now):
+    """Refuse a certificate that a server could not serve with this key."""
+    key = c.load_private_key(key_data, passphrase, source=key_source)
+    if not c.same_public_key(cert.public_key(), key):
+        return False
+    facts = _x509.describe_certificate(cert, now)
+    if facts["expired"]:
+        raise PkiError("certificate %s expired on %s" % (facts["subject_string"], facts["not_after"]))
+    if facts["not_yet_valid"]:
+        raise PkiError("certificate %s is not valid before %s" % (facts["subject_string"], facts["not_before"]))
+    if chain and not c.cert_signed_by(cert, chain[0]):
+        raise PkiError("certificate %s was not issued by the first certificate of its chain (%s)"
+                       % (facts["subject_string"], _x509.name_to_string(chain[0].subject)))
+    return True
+
+
+def install(module):
+    params = module.params
+    now = c.utcnow()
+    cert = _x509.load_certificate(params["certificate"], source="certificate")
+    chain = _x509.load_certificates(params["chain"], source="chain") if params["chain"].strip() else []
+    cert_pem = _x509.certificate_pem(cert)
+    chain_pem = b"".join(_x509.certificate_pem(x) for x in chain)
+
+    pending = _files.read_bytes(params["pending_privatekey_path"]) if params["pending_privatekey_path"] else None
+    promote = False
+    if pending is not None and check_pair(cert, chain, pending, params["privatekey_passphrase"],
+                                          "pending key %s" % params["pending_privatekey_path"], now):
+        key_data, promote = pending, True
+    else:
+        key_data = _module.read_required(params["privatekey_path"], "private key")
+        if not check_pair(cert, chain, key_data, params["privatekey_passphrase"],
+                          "private key %s" % params["privatekey_path"], now):
+            raise PkiError("certificate %s does not match key %s%s" % (
+                _x509.name_to_string(cert.subject), params["privatekey_path"],
+                " nor pending key %s" % params["pending_privatekey_path"] if pending is not None else ""))
+    if params["combined_path"] and c.is_encrypted_pem(key_data):
+        raise PkiError("combined_path needs an unencrypted key: HAProxy cannot be given a passphrase")
+
+    mode = _module.parse_mode(params["mode"], 0o644)
+    key_mode = _module.parse_mode(params["key_mode"], 0o600)
+    planned = [(params["cert_path"], cert_pem, mode, False)]
+    if params["chain_path"]:
+        planned.append((params["chain_path"], chain_pem, mode, False))
+    if params["fullchain_path"]:
+        planned.append((params["fullchain_path"], cert_pem + chain_pem, mode, False))
+    if params["combined_path"]:
+        planned.append((params["combined_path"], cert_pem + chain_pem + key_data, key_mode, True))
+    if promote:
+        planned.insert(0, (params["privatekey_path"], key_data, key_mode, True))
+    targets = [(_module.ManagedFile(module, path, file_mode, secret=secret), content)
+               for path, content, file_mode, secret in planned]
+    for target, _content in targets:
+        target.check_writable()
+
+    diffs = []
+    changed_files = []
+    for target, content in targets:
+        if target.ensure_attributes(target.replace(content, diffs)):
+            changed_files.append(target.path)
+    if promote and not module.check_mode:
+        _files.remove(params["pending_privatekey_path"])
+    return dict(changed=bool(changed_files) or promote, changed_files=changed_files, key_promoted=promote,
+                serial=c.serial_hex(cert.serial_number), not_after=c.isoformat(c.not_valid_after(cert)), diff=diffs)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=_module.argument_spec(
+            ["file_attributes"],
+            certificate=dict(type="str", required=True),
+            chain=dict(type="str", default=""),
+            privatekey_path=dict(type="path", required=True),
+            privatekey_passphrase=dict(type="str", no_log=True),
+            pending_privatekey_path=dict(type="path"),
+            cert_path=dict(type="path", required=True),
+            chain_path=dict(type="path"),
+            fullchain_path=dict(type="path"),
+            combined_path=dict(type="path"),
+            key_mode=dict(type="raw"),
+        ),
+        supports_check_mode=True,
+    )
+    _module.run(module, install)
+
+
+if __name__ == "__main__":
+    main()
