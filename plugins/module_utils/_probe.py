@@ -352,7 +352,6 @@ class HandshakeRecorder(object):
     def __init__(self):
         self.version = None
         self.cipher_suite = None
-        self.server_hello_seen = False
         self.server_flight_done = False
         self.certificate_request_seen = False
         self.ca_names_der = []
@@ -381,7 +380,6 @@ class HandshakeRecorder(object):
         tls_version = self.version or version
         if received and msg_type == _SERVER_HELLO:
             self.version, self.cipher_suite = parse_server_hello(body)
-            self.server_hello_seen = True
         elif received and msg_type == _CERTIFICATE_REQUEST:
             self.certificate_request_seen = True
             self.ca_names_der = parse_certificate_request(body, tls_version)
@@ -479,12 +477,12 @@ class ProbeOptions(object):
             self.http = self._http_request(http)
 
     def _http_request(self, http):
-        method = _no_line_breaks(http.get("method") or "GET", "http.method").upper()
+        method = _no_line_breaks(http.get("method") or "GET", "http_method").upper()
         if not method.isalpha():
-            raise PkiError("http.method %r is not an HTTP method" % method)
-        path = _no_line_breaks(http.get("path") or "/", "http.path")
+            raise PkiError("http_method %r is not an HTTP method" % method)
+        path = _no_line_breaks(http.get("path") or "/", "http_path")
         if " " in path or "\t" in path:
-            raise PkiError("http.path %r must not contain spaces (percent-encode them)" % path)
+            raise PkiError("http_path %r must not contain spaces (percent-encode them)" % path)
         host_header = http.get("host")
         if not host_header:
             host_header = self.server_name
@@ -492,14 +490,14 @@ class ProbeOptions(object):
                 host_header = "[%s]" % host_header
             if self.port != 443:
                 host_header = "%s:%d" % (host_header, self.port)
-        headers = [("Host", _no_line_breaks(host_header, "http.host")), ("User-Agent", USER_AGENT),
+        headers = [("Host", _no_line_breaks(host_header, "http_host")), ("User-Agent", USER_AGENT),
                    ("Accept", "*/*"), ("Connection", "close")]
         for name, value in sorted((http.get("headers") or {}).items()):
-            name = _no_line_breaks(name, "http.headers")
+            name = _no_line_breaks(name, "http_headers")
             if not name or ":" in name or " " in name:
-                raise PkiError("http.headers: %r is not a header name" % name)
+                raise PkiError("http_headers: %r is not a header name" % name)
             headers = [h for h in headers if h[0].lower() != name.lower()]
-            headers.append((name, _no_line_breaks(value, "http.headers.%s" % name)))
+            headers.append((name, _no_line_breaks(value, "http_headers.%s" % name)))
         lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % header for header in headers]
         return dict(method=method, request=("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
 

@@ -63,37 +63,33 @@ options:
     type: str
     choices: ['1.2', '1.3']
   timeout:
-    description: Seconds allowed to connect, for the handshake, and for the HTTP response.
+    description:
+      - Seconds allowed to connect, for the handshake, and for the HTTP response. Resolving O(host) is left to the
+        system resolver and its own timeouts.
     type: float
     default: 10
   alert_wait:
     description:
-      - Without O(http), how many seconds to wait after the handshake for the server's verdict on the client
-        certificate (TLS 1.3 sends it then). Raise it for servers far away; every probe without O(http) takes this
+      - Without O(http_path), how many seconds to wait after the handshake for the server's verdict on the client
+        certificate (TLS 1.3 sends it then). Raise it for servers far away; every probe without O(http_path) takes this
         long when the server accepts.
     type: float
     default: 1
-  http:
+  http_path:
     description:
-      - Send this HTTP/1.1 request after the handshake and read the status, headers and the first O(body_bytes) of the
-        body. V({}) sends C(GET /). Without it no request is sent.
+      - Send an HTTP/1.1 request for this target (V(/), V(/healthz)) after the handshake and read the status, headers
+        and the first O(body_bytes) of the body. Without it no request is sent.
+    type: str
+  http_method:
+    description: Method of the HTTP request. Default V(GET).
+    type: str
+  http_host:
+    description: The C(Host) header of the HTTP request. Default O(server_name), with the port unless it is 443.
+    type: str
+  http_headers:
+    description:
+      - Further request headers; they replace the defaults of the same name (C(User-Agent), C(Accept), C(Connection)).
     type: dict
-    suboptions:
-      method:
-        description: Request method.
-        type: str
-        default: GET
-      path:
-        description: Request target.
-        type: str
-        default: /
-      host:
-        description: The C(Host) header. Default O(server_name), with the port unless it is 443.
-        type: str
-      headers:
-        description: Further request headers; they replace the defaults (C(User-Agent), C(Accept), C(Connection)).
-        type: dict
-        default: {}
   body_bytes:
     description: How many bytes of the response body to read at most.
     type: int
@@ -116,7 +112,7 @@ notes:
     hook of CPython's ssl module (C(SSLContext._msg_callback), present in Python 3.8 to 3.13). Where it is missing they
     are null; the rest of the probe does not depend on it.
   - Some servers (nginx with C(ssl_verify_client on)) complete the handshake without a client certificate and answer
-    HTTP 400 instead of sending an alert; probe them with O(http) and expect a C(status).
+    HTTP 400 instead of sending an alert; probe them with O(http_path) and expect a C(status).
   - Connections go from the managed host; use C(delegate_to) to probe from another host.
 seealso:
   - module: fleet.mtls.certificate_info
@@ -138,8 +134,7 @@ EXAMPLES = r"""
     ca_bundle_path: /etc/ssl/fleet/ca-bundle.pem
     client_cert_path: /etc/ssl/fleet/client.crt
     client_key_path: /etc/ssl/fleet/client.key
-    http:
-      path: /healthz
+    http_path: /healthz
     expect:
       outcome: accepted
       server_cert_verified: true
@@ -174,8 +169,8 @@ server_name:
   type: str
 handshake:
   description:
-    - V(ok) when the TLS handshake completed and the server kept the connection; V(failed) when it did not, including
-      a TLS 1.3 server's refusal of the client certificate right after the handshake.
+    - V(ok) when the TLS handshake completed and the server did not refuse it; V(failed) when it did not complete,
+      including a TLS 1.3 server's refusal of the client certificate by an alert right after the handshake.
   returned: always
   type: str
   sample: ok
@@ -241,7 +236,7 @@ verify_error:
   type: str
   sample: unable to get local issuer certificate
 status:
-  description: HTTP status code of the response to O(http).
+  description: HTTP status code of the response to the request for O(http_path).
   returned: always
   type: int
   sample: 200
@@ -270,6 +265,13 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _probe
 
 
+def http_request(params):
+    if params["http_path"] is None:
+        return None
+    return dict(method=params["http_method"], path=params["http_path"], host=params["http_host"],
+                headers=params["http_headers"])
+
+
 def run_probe(module):
     params = module.params
     _probe.check_expect(params["expect"])
@@ -278,7 +280,7 @@ def run_probe(module):
         client_cert_path=params["client_cert_path"], client_key_path=params["client_key_path"],
         client_key_passphrase=params["client_key_passphrase"], ca_bundle_path=params["ca_bundle_path"],
         min_tls_version=params["min_tls_version"], max_tls_version=params["max_tls_version"],
-        timeout=params["timeout"], http=params["http"], body_bytes=params["body_bytes"],
+        timeout=params["timeout"], http=http_request(params), body_bytes=params["body_bytes"],
         alert_wait=params["alert_wait"])
     result = _probe.probe(options)
     result["changed"] = False
@@ -304,16 +306,15 @@ def main():
             max_tls_version=dict(type="str", choices=versions),
             timeout=dict(type="float", default=10.0),
             alert_wait=dict(type="float", default=1.0),
-            http=dict(type="dict", options=dict(
-                method=dict(type="str", default="GET"),
-                path=dict(type="str", default="/"),
-                host=dict(type="str"),
-                headers=dict(type="dict", default={}),
-            )),
+            http_path=dict(type="str"),
+            http_method=dict(type="str"),
+            http_host=dict(type="str"),
+            http_headers=dict(type="dict"),
             body_bytes=dict(type="int", default=4096),
             expect=dict(type="dict", default={}),
         ),
-        required_by={"client_key_path": "client_cert_path", "client_key_passphrase": "client_cert_path"},
+        required_by={"client_key_path": "client_cert_path", "client_key_passphrase": "client_cert_path",
+                     "http_method": "http_path", "http_host": "http_path", "http_headers": "http_path"},
         supports_check_mode=True,
     )
     _module.run(module, run_probe)

@@ -1,0 +1,283 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Real TLS servers on 127.0.0.1 for the tls_probe tests, and the certificates they use.
+
+Every server listens on an ephemeral loopback port, bounds each of its waits,
+and is stopped by the test fixture that started it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+from cryptography import x509
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crl
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+
+DAY = datetime.timedelta(days=1)
+LOOPBACK = "127.0.0.1"
+SERVER_NAME = "server.probe.test"
+OPENSSL = shutil.which("openssl")
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class ProbePki(object):
+    """Two CAs, a server certificate and every kind of client certificate, as PEM files, and a CRL."""
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+        self.certs = {}
+        self.now = c.utcnow().replace(microsecond=0)
+        self.ca_key = c.generate_private_key("ec")
+        self.ca = _x509.build_ca_certificate(self.ca_key, {"CN": "Probe Test CA", "O": "Fleet, Test"},
+                                             self.now - 30 * DAY, self.now + 365 * DAY)
+        self.other_key = c.generate_private_key("ec")
+        self.other = _x509.build_ca_certificate(self.other_key, {"CN": "Other Test CA"},
+                                                self.now - 30 * DAY, self.now + 365 * DAY)
+        self.ca_path = self._write_pem("ca.pem", _x509.certificate_pem(self.ca))
+        self.other_ca_path = self._write_pem("other-ca.pem", _x509.certificate_pem(self.other))
+        self.both_cas_path = self._write_pem("both-cas.pem", _x509.certificate_pem(self.ca)
+                                             + _x509.certificate_pem(self.other))
+        self.server = self.leaf("server", ["DNS:" + SERVER_NAME, "IP:127.0.0.1"], ["serverAuth"])
+        self.client = self.leaf("client", ["DNS:client.probe.test"], ["clientAuth"])
+        self.other_client = self.leaf("other-client", ["DNS:other.probe.test"], ["clientAuth"],
+                                      ca=self.other, ca_key=self.other_key)
+        self.expired_client = self.leaf("expired-client", ["DNS:expired.probe.test"], ["clientAuth"],
+                                        not_before=self.now - 20 * DAY, not_after=self.now - DAY)
+        self.server_auth_client = self.leaf("serverauth-client", ["DNS:serverauth.probe.test"], ["serverAuth"])
+        self.self_signed_client = self.self_signed("self-signed-client", "self.probe.test")
+        self.encrypted_client = self.leaf("encrypted-client", ["DNS:encrypted.probe.test"], ["clientAuth"],
+                                          passphrase="probe-secret")
+        self.revoked_client = self.leaf("revoked-client", ["DNS:revoked.probe.test"], ["clientAuth"])
+        revoked = _crl.Revocation(c.serial_hex(self.certs["revoked-client"].serial_number), self.now - DAY,
+                                  "key_compromise")
+        self.crl_path = self._write_pem("ca.crl", _crl.crl_pem(
+            _crl.build_crl(self.ca, self.ca_key, [revoked], 1, self.now, 7)))
+
+    def _write_pem(self, name, data):
+        path = os.path.join(self.directory, name)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return path
+
+    def leaf(self, name, sans, ekus, ca=None, ca_key=None, not_before=None, not_after=None, passphrase=None):
+        """(cert path, key path) of a leaf made with the core: key, CSR, then the signature."""
+        key = c.generate_private_key("ec")
+        names = _x509.build_sans(sans)
+        csr = _x509.build_csr(key, {"CN": sans[0].split(":", 1)[1]}, names, extended_key_usage=ekus)
+        cert = _x509.build_leaf_certificate(csr, ca or self.ca, ca_key or self.ca_key, names, ekus,
+                                            not_before or self.now - DAY, not_after or self.now + 30 * DAY,
+                                            _x509.random_serial())
+        self.certs[name] = cert
+        cert_path = self._write_pem(name + ".crt", _x509.certificate_pem(cert))
+        key_path = self._write_pem(name + ".key", c.serialize_private_key(key, passphrase))
+        return cert_path, key_path
+
+    def self_signed(self, name, dns_name):
+        """A self-signed end-entity certificate (not a CA), which nothing trusts."""
+        key = c.generate_private_key("ec")
+        subject = _x509.build_name({"CN": dns_name})
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(_x509.random_serial())
+                .not_valid_before(self.now - DAY).not_valid_after(self.now + 30 * DAY)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(_x509.build_extended_key_usage(["clientAuth"]), critical=False)
+                .add_extension(x509.SubjectAlternativeName(_x509.build_sans(["DNS:" + dns_name])), critical=False)
+                .sign(key, c.signature_hash(key)))
+        return (self._write_pem(name + ".crt", _x509.certificate_pem(cert)),
+                self._write_pem(name + ".key", c.serialize_private_key(key)))
+
+
+def _free_socket():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    return sock
+
+
+class _ThreadedServer(object):
+    """Accept loop in a thread, one thread per connection, every wait bounded."""
+
+    connection_timeout = 5.0
+
+    def __init__(self):
+        self.sock = _free_socket()
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self.errors = []
+        self._stop = threading.Event()
+        self._threads = []
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(self.connection_timeout)
+            thread = threading.Thread(target=self._handle_safely, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _handle_safely(self, conn):
+        try:
+            self.handle(conn)
+        except (OSError, ValueError) as exc:
+            self.errors.append(exc)
+        finally:
+            conn.close()
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        for thread in self._threads:
+            thread.join(2)
+
+
+def _read_request(tls, limit=65536):
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < limit:
+        chunk = tls.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class PythonTLSServer(_ThreadedServer):
+    """Python's ssl server: client certificates required or optional, one TLS version, a tiny HTTP answer."""
+
+    def __init__(self, pki, verify_mode, version, body=None, extra_headers=(), crl=False):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*pki.server)
+        context.load_verify_locations(cafile=pki.ca_path)
+        if crl:
+            context.load_verify_locations(cafile=pki.crl_path)
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        context.verify_mode = verify_mode
+        context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
+        self.context = context
+        self.body = body
+        self.extra_headers = list(extra_headers)
+        super(PythonTLSServer, self).__init__()
+
+    def handle(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the refusal (alert) is already sent
+        with tls:
+            self.handshakes += 1
+            request = _read_request(tls)
+            if not request:
+                return
+            peer = tls.getpeercert()
+            who = "anonymous"
+            if peer:
+                who = dict(item[0] for item in peer["subject"]).get("commonName", "?")
+            body = self.body if self.body is not None else ("hello %s\n" % who).encode("utf-8")
+            head = ["HTTP/1.1 200 OK", "Content-Type: text/plain; charset=utf-8", "Content-Length: %d" % len(body),
+                    "Connection: close"] + self.extra_headers
+            tls.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body)
+
+
+class ClosingTLSServer(_ThreadedServer):
+    """Completes the handshake, then closes the TCP connection without a TLS alert or close_notify."""
+
+    def __init__(self, pki, version):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(*pki.server)
+        self.context.minimum_version = self.context.maximum_version = TLS_VERSIONS[version]
+        super(ClosingTLSServer, self).__init__()
+
+    def handle(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        self.handshakes += 1
+        # SSLSocket.shutdown() shuts the TCP connection under TLS: no alert, no close_notify.
+        tls.shutdown(socket.SHUT_RDWR)
+        tls.close()
+
+
+class RawServer(_ThreadedServer):
+    """Not TLS at all: sends a fixed greeting (or nothing) and closes."""
+
+    def __init__(self, greeting=b""):
+        self.greeting = greeting
+        super(RawServer, self).__init__()
+
+    def handle(self, conn):
+        if self.greeting:
+            conn.sendall(self.greeting)
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def unused_port():
+    """A loopback port nobody listens on (bound, then released)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+class OpenSSLServer(object):
+    """``openssl s_server -www`` on an ephemeral loopback port; the port is read from its ACCEPT line."""
+
+    def __init__(self, pki, require, version, log_dir, crl=False):
+        self.log_path = os.path.join(str(log_dir), "s_server-%s-%s-%d.log"
+                                     % ("required" if require else "optional", version, id(self)))
+        args = [OPENSSL, "s_server", "-accept", LOOPBACK + ":0", "-www",
+                "-cert", pki.server[0], "-key", pki.server[1], "-CAfile", pki.ca_path,
+                "-Verify" if require else "-verify", "1", "-verify_return_error",
+                "-tls1_3" if version == "1.3" else "-tls1_2"]
+        if crl:
+            args += ["-CRL", pki.crl_path, "-crl_check"]
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.monotonic() + 10
+        while self.port is None and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            with open(self.log_path, "rb") as handle:
+                for line in handle.read().decode("utf-8", "replace").splitlines():
+                    if line.startswith("ACCEPT ") and ":" in line:
+                        self.port = int(line.rsplit(":", 1)[1])
+            if self.port is None:
+                time.sleep(0.05)
+        if self.port is None:
+            self.stop()
+            with open(self.log_path, "rb") as handle:
+                raise RuntimeError("openssl s_server did not start: %s" % handle.read().decode("utf-8", "replace"))
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
