@@ -55,7 +55,7 @@ PY
   top=$(mktemp -d /tmp/fleet-mtls-sanity.XXXXXX)
   tree="$top/ansible_collections/fleet/mtls"
   mkdir -p "$tree"
-  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$tree/"
+  git ls-files -co --exclude-standard -z | rsync -a --ignore-missing-args --from0 --files-from=- ./ "$tree/"
   (cd "$tree" && "$sanity_venv/bin/ansible-test" sanity --local --python 3.11 --color no) 2>&1 \
     | grep -v "^WARNING: Location 'file://" | tee "$top/sanity.log"
   local status=${PIPESTATUS[0]}

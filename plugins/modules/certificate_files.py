@@ -187,7 +187,7 @@ def main():
             chain_path=dict(type="path"),
             fullchain_path=dict(type="path"),
             combined_path=dict(type="path"),
-            key_mode=dict(type="raw"),
+            key_mode=dict(type="raw", no_log=False),
         ),
         supports_check_mode=True,
     )

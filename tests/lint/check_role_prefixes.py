@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Every variable a role defines is in the collection's namespace: mtls_<role>_ or a shared mtls_ name.
 
 Looks at defaults, vars, argument_specs, and the names tasks register or
