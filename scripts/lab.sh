@@ -20,6 +20,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 inventory="$repo/inventories/lab/hosts.yml"
 network=mtls-lab
 fleet_label="fleet-mtls.fleet=$network"
+# How the containers are run; bump when the `podman run` options change so
+# that `up` recreates containers made the old way.
+run_spec=v2-cap-sys-admin
 export CONTAINERS_CONF="$repo/tests/fleet/containers.conf"
 export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$repo/ansible.cfg"
@@ -28,7 +31,7 @@ say() { echo "lab: $*"; }
 die() { echo "lab: ERROR: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -50,6 +53,10 @@ lab_containers() {
 
 container_ip() {
   podman container inspect --format "{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}{{end}}" "$1" 2>/dev/null
+}
+
+container_networks() {
+  podman container inspect --format '{{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}' "$1"
 }
 
 wait_booted() { # container
@@ -82,30 +89,42 @@ cmd_up() {
   fi
 
   local hosts name container wanted=() current
+  podman_log=$(mktemp)
+  trap 'rm -f "$podman_log"' EXIT
   hosts=$(lab_hosts)
   [[ -n $hosts ]] || die "no hosts in $inventory"
   while read -r name container; do
     wanted+=("$container")
     if podman container exists "$container"; then
       current=$(podman container inspect --format '{{.Image}}' "$container")
-      if [[ $current == "$image_id" && -n $(container_ip "$container") ]]; then
+      if [[ $current == "$image_id" && " $(container_networks "$container") " == *" $network "* &&
+        $(podman container inspect --format '{{index .Config.Labels "fleet-mtls.run-spec"}}' "$container") == "$run_spec" ]]; then
         if [[ $(podman container inspect --format '{{.State.Running}}' "$container") == true ]]; then
           say "$name: $container already running"
         else
           say "$name: starting $container"
-          podman start "$container" >/dev/null
+          podman start "$container" >"$podman_log" 2>&1 </dev/null || {
+            cat "$podman_log" >&2
+            die "could not start $container"
+          }
         fi
         continue
       fi
-      say "$name: $container uses another image or network, recreating it"
+      say "$name: $container was made from another image or with other options, recreating it"
       podman rm -f "$container" >/dev/null
     fi
     say "$name: creating $container ($image)"
-    podman run -d --name "$container" --hostname "$name" \
+    # Output goes to a file, not to a pipe: conmon and aardvark-dns may keep
+    # the descriptors they inherit from `podman run` open long after it ends.
+    if ! podman run -d --name "$container" --hostname "$name" \
       --network "$network" --network-alias "$name" \
-      --systemd=always \
+      --systemd=always --cap-add SYS_ADMIN \
       --label "$fleet_label" --label "fleet-mtls.host=$name" \
-      "$image" /sbin/init >/dev/null 2> >(grep -v '^failed to connect to syslog' >&2)
+      --label "fleet-mtls.run-spec=$run_spec" \
+      "$image" /sbin/init >"$podman_log" 2>&1 </dev/null; then
+      cat "$podman_log" >&2
+      die "could not start $container"
+    fi
   done <<<"$hosts"
 
   # containers left from hosts the inventory no longer lists
@@ -166,7 +185,7 @@ cmd_down() {
   local containers
   containers=$(lab_containers)
   if [[ -n $containers ]]; then
-    say "removing $(echo $containers)"
+    say "removing ${containers//$'\n'/ }"
     # shellcheck disable=SC2086
     podman rm -f $containers >/dev/null
   fi

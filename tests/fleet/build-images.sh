@@ -18,9 +18,12 @@
 #                        of /etc/apt/sources.list.d/debian.sources, else the
 #                        first "deb" line of /etc/apt/sources.list)
 #   FLEET_BUILD_DIR      scratch directory (default /var/tmp); needs ~600 MB
+#   FLEET_DEB_CACHE      where downloaded .debs are kept between builds
+#                        (default .build/debootstrap-cache/<suite>)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 export CONTAINERS_CONF="$here/containers.conf"
 
 repository=localhost/fleet-mtls-host
@@ -95,12 +98,13 @@ masked_units=(
 
 scratch_dirs=()
 cleanup() {
+  set +e # clean up as much as possible, whatever fails
   local dir mnt
   for dir in "${scratch_dirs[@]}"; do
     [[ -d $dir ]] || continue
     # debootstrap leaves /proc, /sys... mounted in the target when it fails
-    findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r mnt; do
-      umount -l "$mnt" 2>/dev/null || true
+    for mnt in $(findmnt -rn -o TARGET | grep "^$dir/" | sort -r); do
+      umount -l "$mnt"
     done
     rm -rf --one-file-system "$dir"
   done
@@ -131,18 +135,21 @@ build() { # name
   local mirror_url
   mirror_url=$(mirror)
 
+  # Downloaded packages are kept (and checked again) for the next build.
+  local cache=${FLEET_DEB_CACHE:-$repo/.build/debootstrap-cache}/$suite
+  mkdir -p "$cache"
   say "debootstrap $suite from $mirror_url (log: $log)"
   if ! debootstrap --variant=minbase --components=main --include="$(packages)" \
-    "$suite" "$rootfs" "$mirror_url" >"$log" 2>&1; then
+    --cache-dir="$cache" "$suite" "$rootfs" "$mirror_url" >"$log" 2>&1; then
     echo "----- last lines of $log" >&2
     tail -n 25 "$log" >&2
     [[ -f $rootfs/debootstrap/debootstrap.log ]] && {
       echo "----- last lines of debootstrap's own log" >&2
       tail -n 25 "$rootfs/debootstrap/debootstrap.log" >&2
     }
-    # keep the logs for inspection: drop the scratch dir from cleanup
+    # the scratch directory goes away; keep the log for inspection
     cp "$log" "/var/tmp/fleet-mtls-$name-debootstrap.log" 2>/dev/null || true
-    die "debootstrap of $suite failed (full log: /var/tmp/fleet-mtls-$name-debootstrap.log)"
+    die "debootstrap of $suite from $mirror_url failed (full log: /var/tmp/fleet-mtls-$name-debootstrap.log)"
   fi
 
   say "configuring the root filesystem for systemd in a container"
@@ -192,6 +199,11 @@ build() { # name
   if [[ -n $old_id && $old_id != "$new_id" ]]; then
     podman rmi "$old_id" >/dev/null 2>&1 || say "note: old image ${old_id:0:12} still in use, left in place"
   fi
+  # earlier builds that were in use when they were replaced
+  local stale
+  for stale in $(podman images --filter "label=$label" --filter dangling=true --format '{{.ID}}'); do
+    podman rmi "$stale" >/dev/null 2>&1 || true
+  done
 
   rm -rf --one-file-system "$scratch"
   say "built $image ($(podman image inspect --format '{{.Size}}' "$image" | awk '{printf "%d MB", $1/1000000}')) in $((SECONDS - start))s"
