@@ -164,6 +164,14 @@ def is_encrypted_pem(data):
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
+PRIVATE_KEY_LABELS = ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY")
+
+
+def has_private_key(data):
+    """Whether data holds a PEM private key block of any of the usual kinds."""
+    return any(pem_blocks(data, label) for label in PRIVATE_KEY_LABELS)
+
+
 def load_private_key(data, passphrase=None, source="private key"):
     """Load a PEM private key; every failure is a PkiError naming the cause.
 
@@ -171,8 +179,7 @@ def load_private_key(data, passphrase=None, source="private key"):
     ever mistaken for "no usable key, make a new one".
     """
     data = to_bytes(data)
-    if not pem_blocks(data, "PRIVATE KEY") and not pem_blocks(data, "EC PRIVATE KEY") \
-            and not pem_blocks(data, "RSA PRIVATE KEY") and not pem_blocks(data, "ENCRYPTED PRIVATE KEY"):
+    if not has_private_key(data):
         raise PkiError("%s is not a PEM private key" % source)
     encrypted = is_encrypted_pem(data)
     if encrypted and not passphrase:

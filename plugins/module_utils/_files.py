@@ -31,6 +31,14 @@ def read_bytes(path):
         raise PkiError("cannot read %s: %s" % (path, exc.strerror))
 
 
+def read_required(path, what):
+    """The file's content; a missing file is an error that says what it is."""
+    data = read_bytes(path)
+    if data is None:
+        raise PkiError("%s %s does not exist" % (what, path))
+    return data
+
+
 def resolve_owner(owner):
     if owner is None or owner == "":
         return -1

@@ -16,6 +16,7 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 # Each group matches the doc fragment of the same name.
@@ -148,11 +149,14 @@ def load_private_key_from_params(module):
     return c.load_private_key(data, passphrase, source="private key %s" % path)
 
 
-def read_required(path, what):
-    data = _files.read_bytes(path)
-    if data is None:
-        raise PkiError("%s %s does not exist" % (what, path))
-    return data
+def load_ca_signer(params, now):
+    """The signing CA of the ca_signer group: certificate and key, checked usable."""
+    ca_cert = _x509.load_certificate(_files.read_required(params["ca_cert_path"], "CA certificate"),
+                                     source="CA certificate %s" % params["ca_cert_path"])
+    ca_key = c.load_private_key(_files.read_required(params["ca_key_path"], "CA key"),
+                                params["ca_key_passphrase"], source="CA key %s" % params["ca_key_path"])
+    _x509.require_usable_ca(ca_cert, ca_key, source="CA certificate %s" % params["ca_cert_path"], now=now)
+    return ca_cert, ca_key
 
 
 def _version_tuple(text):

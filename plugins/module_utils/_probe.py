@@ -453,18 +453,20 @@ class ProbeOptions(object):
 
         self.ca_bundle_path = ca_bundle_path
         if ca_bundle_path:
-            _x509.load_certificates(_read(ca_bundle_path, "CA bundle"), source="CA bundle %s" % ca_bundle_path)
+            _x509.load_certificates(_files.read_required(ca_bundle_path, "CA bundle"),
+                                    source="CA bundle %s" % ca_bundle_path)
         self.client_cert_path = client_cert_path
         self.client_key_path = client_key_path
         self.client_key_passphrase = client_key_passphrase
         if client_key_path and not client_cert_path:
             raise PkiError("client_key_path needs client_cert_path")
         if client_cert_path:
-            cert_data = _read(client_cert_path, "client certificate")
+            cert_data = _files.read_required(client_cert_path, "client certificate")
             cert = _x509.load_certificate(cert_data, source="client certificate %s" % client_cert_path)
             if client_key_path:
-                key_data, key_source = _read(client_key_path, "client key"), "client key %s" % client_key_path
-            elif _has_private_key(cert_data):
+                key_data = _files.read_required(client_key_path, "client key")
+                key_source = "client key %s" % client_key_path
+            elif c.has_private_key(cert_data):
                 key_data, key_source = cert_data, "key in client certificate %s" % client_cert_path
             else:
                 raise PkiError("client certificate %s holds no private key: set client_key_path" % client_cert_path)
@@ -500,18 +502,6 @@ class ProbeOptions(object):
             headers.append((name, _no_line_breaks(value, "http_headers.%s" % name)))
         lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % header for header in headers]
         return dict(method=method, request=("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
-
-
-def _read(path, what):
-    data = _files.read_bytes(path)
-    if data is None:
-        raise PkiError("%s %s does not exist" % (what, path))
-    return data
-
-
-def _has_private_key(data):
-    return any(c.pem_blocks(data, label) for label in
-               ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"))
 
 
 def client_context(options, verify=True, client_cert=True):

@@ -157,6 +157,7 @@ import datetime
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -170,9 +171,9 @@ def load_parent(params, now):
         return None, None
     if not params["parent_key_path"]:
         raise PkiError("parent_key_path is required with parent_cert_path")
-    parent_cert = _x509.load_certificate(_module.read_required(params["parent_cert_path"], "parent certificate"),
+    parent_cert = _x509.load_certificate(_files.read_required(params["parent_cert_path"], "parent certificate"),
                                          source="parent certificate %s" % params["parent_cert_path"])
-    parent_key = c.load_private_key(_module.read_required(params["parent_key_path"], "parent key"),
+    parent_key = c.load_private_key(_files.read_required(params["parent_key_path"], "parent key"),
                                     params["parent_key_passphrase"],
                                     source="parent key %s" % params["parent_key_path"])
     _x509.require_usable_ca(parent_cert, parent_key, source="parent certificate %s" % params["parent_cert_path"],

@@ -83,6 +83,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -90,7 +91,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 def ensure_bundle(module):
     params = module.params
-    sources = [(path, _module.read_required(path, "CA certificate file")) for path in params["certificate_paths"]]
+    sources = [(path, _files.read_required(path, "CA certificate file")) for path in params["certificate_paths"]]
     sources += [("certificates[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["certificates"])]
     if not sources:
         raise PkiError("give at least one of certificate_paths and certificates")

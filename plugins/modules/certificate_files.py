@@ -138,7 +138,7 @@ def install(module):
                                           "pending key %s" % params["pending_privatekey_path"], now):
         key_data, promote = pending, True
     else:
-        key_data = _module.read_required(params["privatekey_path"], "private key")
+        key_data = _files.read_required(params["privatekey_path"], "private key")
         if not check_pair(cert, chain, key_data, params["privatekey_passphrase"],
                           "private key %s" % params["privatekey_path"], now):
             raise PkiError("certificate %s does not match key %s%s" % (

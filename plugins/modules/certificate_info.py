@@ -252,7 +252,7 @@ def read_source(params, path_option, content_option, what):
     if params[content_option] is not None:
         return c.to_bytes(params[content_option])
     if params[path_option]:
-        return _module.read_required(params[path_option], what)
+        return _files.read_required(params[path_option], what)
     return None
 
 
@@ -266,7 +266,7 @@ def describe(module):
     certs = _x509.load_certificates(data, source="certificate %s" % source)
     cert, intermediates = certs[0], certs[1:]
     if params["chain_path"]:
-        intermediates += _x509.load_certificates(_module.read_required(params["chain_path"], "chain"),
+        intermediates += _x509.load_certificates(_files.read_required(params["chain_path"], "chain"),
                                                  source="chain %s" % params["chain_path"])
 
     result = _x509.describe_certificate(cert, now)

@@ -169,11 +169,7 @@ def index_revocations(index, now):
 def ensure_crl(module):
     params = module.params
     now = c.utcnow()
-    ca_cert = _x509.load_certificate(_module.read_required(params["ca_cert_path"], "CA certificate"),
-                                     source="CA certificate %s" % params["ca_cert_path"])
-    ca_key = c.load_private_key(_module.read_required(params["ca_key_path"], "CA key"), params["ca_key_passphrase"],
-                                source="CA key %s" % params["ca_key_path"])
-    _x509.require_usable_ca(ca_cert, ca_key, source="CA certificate %s" % params["ca_cert_path"], now=now)
+    ca_cert, ca_key = _module.load_ca_signer(params, now)
     usage = _x509.extension_value(ca_cert, _x509.x509.KeyUsage)
     if usage is not None and not usage.crl_sign:
         raise PkiError("CA certificate %s may not sign CRLs: keyUsage lacks cRLSign" % params["ca_cert_path"])

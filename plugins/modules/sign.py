@@ -190,6 +190,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
@@ -197,21 +198,12 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _signing
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 
 
-def load_signer(params, now):
-    ca_cert = _x509.load_certificate(_module.read_required(params["ca_cert_path"], "CA certificate"),
-                                     source="CA certificate %s" % params["ca_cert_path"])
-    ca_key = c.load_private_key(_module.read_required(params["ca_key_path"], "CA key"), params["ca_key_passphrase"],
-                                source="CA key %s" % params["ca_key_path"])
-    _x509.require_usable_ca(ca_cert, ca_key, source="CA certificate %s" % params["ca_cert_path"], now=now)
-    return ca_cert, ca_key
-
-
 def chain_pem(params, ca_cert):
     parts = []
     if not _x509.is_self_signed(ca_cert):
         parts.append(_x509.certificate_pem(ca_cert))
     if params["chain_path"]:
-        for cert in _x509.load_certificates(_module.read_required(params["chain_path"], "chain"),
+        for cert in _x509.load_certificates(_files.read_required(params["chain_path"], "chain"),
                                             source="chain %s" % params["chain_path"]):
             parts.append(_x509.certificate_pem(cert))
     return b"".join(parts).decode("ascii")
@@ -222,7 +214,7 @@ def sign_batch(module):
     now = c.utcnow()
     index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
     result = dict(changed=False, certificates=[], would_sign=[], index_path=index_path)
-    ca_cert, ca_key = load_signer(params, now)
+    ca_cert, ca_key = _module.load_ca_signer(params, now)
     policy = _policy.SigningPolicy(params["allowed_domains"], params["allowed_ip_ranges"],
                                    params["spiffe_trust_domain"], params["allow_email_sans"])
     requests = _signing.check_requests(params["csrs"], policy, params["profile"], params["validity_days"])
