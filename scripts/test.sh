@@ -89,11 +89,25 @@ stage_integration() {
 }
 
 stage_molecule() {
-  if [[ -x tests/fleet/molecule.sh ]]; then
-    tests/fleet/molecule.sh all
-  else
-    echo "no molecule scenarios yet"
-  fi
+  # Every scenario (each directory with a molecule.yml) on each image, one
+  # after the other: the 2-core machine runs one fleet at a time.
+  local scenarios=() image scenario failed=0 report=()
+  for dir in extensions/molecule/*/; do
+    [[ -f "$dir/molecule.yml" ]] && scenarios+=("$(basename "$dir")")
+  done
+  for image in debian12 debian13; do
+    for scenario in "${scenarios[@]}"; do
+      local start=$SECONDS
+      if tests/fleet/molecule.sh "$image" test -s "$scenario"; then
+        report+=("$image/$scenario passed in $((SECONDS - start))s")
+      else
+        report+=("$image/$scenario FAILED after $((SECONDS - start))s")
+        failed=1
+      fi
+    done
+  done
+  printf '  %s\n' "${report[@]}"
+  return "$failed"
 }
 
 for stage in "${stages[@]}"; do
