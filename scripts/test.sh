@@ -89,24 +89,44 @@ stage_integration() {
 }
 
 stage_molecule() {
-  # Every scenario (each directory with a molecule.yml) on each image, one
-  # after the other: the 2-core machine runs one fleet at a time.
-  local scenarios=() image scenario failed=0 report=()
+  # Every scenario (each directory with a molecule.yml) on each image. The
+  # two images run side by side (their containers, networks and state are
+  # apart): the runs mostly wait on booting hosts and timed load, so two
+  # fit on 2 cores. Within an image, one scenario after the other.
+  local scenarios=() image pids=() failed=0
   for dir in extensions/molecule/*/; do
     [[ -f "$dir/molecule.yml" ]] && scenarios+=("$(basename "$dir")")
   done
+  tests/fleet/build-images.sh debian12 debian13 # before the parallel runs: one build at a time
+  mkdir -p .build/molecule
   for image in debian12 debian13; do
-    for scenario in "${scenarios[@]}"; do
-      local start=$SECONDS
-      if tests/fleet/molecule.sh "$image" test -s "$scenario"; then
-        report+=("$image/$scenario passed in $((SECONDS - start))s")
-      else
-        report+=("$image/$scenario FAILED after $((SECONDS - start))s")
-        failed=1
+    (
+      status=0
+      for scenario in "${scenarios[@]}"; do
+        start=$SECONDS
+        if tests/fleet/molecule.sh "$image" test -s "$scenario" >/dev/null 2>&1; then
+          echo "$image/$scenario passed in $((SECONDS - start))s"
+        else
+          echo "$image/$scenario FAILED after $((SECONDS - start))s (log: .build/molecule/$image-$scenario.log)"
+          status=1
+        fi
+      done
+      exit "$status"
+    ) >".build/molecule/$image.report" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+  done
+  cat .build/molecule/debian12.report .build/molecule/debian13.report
+  if ((failed)); then
+    for log in .build/molecule/*-*.log; do
+      if grep -q "FAILED\|fatal:" "$log"; then
+        echo "--- end of $log"
+        tail -n 60 "$log"
       fi
     done
-  done
-  printf '  %s\n' "${report[@]}"
+  fi
   return "$failed"
 }
 
