@@ -9,7 +9,6 @@ once, so the rest of the core reads the same on both.
 
 from __future__ import annotations
 
-import binascii
 import datetime
 import hashlib
 import re
@@ -270,7 +269,3 @@ def crl_signed_by(crl, issuer):
 
 def fingerprint(cert, algorithm="sha256"):
     return colon_hex(cert.fingerprint(getattr(hashes, algorithm.upper())()))
-
-
-def der_hex(data):
-    return binascii.hexlify(data).decode("ascii")
