@@ -1,0 +1,89 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The adoption_info module end to end: arguments in, the JSON it exits with out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.fleet.mtls.plugins.modules import adoption_info
+
+NGINX_SUCCESS = (
+    '{"time":"2026-11-27T00:22:37+00:00","server":"nginx","site":"api","client_addr":"10.0.0.21",'
+    '"tls_client_verify":"SUCCESS","tls_client_subject":"CN=client1,O=Example",'
+    '"tls_client_serial":"681C0ECA15D578FCB168C90BBC4A9607F517346C","tls_client_spiffe_id":"",'
+    '"tls_client_fingerprint":"a340b84b8ffd16d71c4aeb6e9c05b5b16de17bf0","tls_protocol":"TLSv1.3",'
+    '"host":"api.lab.internal","request":"GET / HTTP/1.1","status":200,"bytes_sent":3,"request_time":0.000}')
+HAPROXY_NONE = (
+    '{"time":"2026-11-27T00:23:00Z","server":"haproxy","site":"permissive","client_addr":"10.0.0.35",'
+    '"client_port":55654,"tls_client_verify":"NONE","tls_client_subject":"","tls_client_serial":"",'
+    '"tls_client_fingerprint":"","tls_client_spiffe_id":"","tls_version":"TLSv1.3","status":200,"method":"GET",'
+    '"uri":"/","backend":"app","backend_server":"app1","duration_ms":3,"bytes":152}')
+
+
+def run_module(capsys, args, check_mode=False):
+    """main() with args; the result it printed, and whether it exited as failed."""
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exited:
+            adoption_info.main()
+    result = json.loads(capsys.readouterr().out)
+    assert bool(exited.value.code) == bool(result.get("failed"))
+    return result
+
+
+@pytest.fixture
+def logs(tmp_path):
+    nginx = tmp_path / "fleet-mtls-access.log"
+    nginx.write_text(NGINX_SUCCESS + "\n")
+    haproxy = tmp_path / "access.log"
+    haproxy.write_text(HAPROXY_NONE + "\nProxy permissive stopped (cumulated conns: FE: 2, BE: 0).\n")
+    return str(nginx), str(haproxy), str(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_result(capsys, logs, check_mode):
+    nginx, haproxy, absent = logs
+    result = run_module(capsys, dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z"),
+                        check_mode=check_mode)
+    assert result["changed"] is False and not result.get("failed")
+    assert result["totals"] == dict(requests=2, valid=1, none=1, failed=0)
+    assert result["adoption"] == 0.5
+    assert result["clients_without_certificate"] == ["10.0.0.35"]
+    assert result["clients_with_failed_certificate"] == []
+    assert [(c["client_addr"], c["identity"]) for c in result["clients"]] == [
+        ("10.0.0.21", "CN=client1,O=Example"), ("10.0.0.35", "")]
+    assert result["missing_paths"] == [absent]
+    assert result["lines_skipped"] == 1 and result["records_outside_window"] == 0
+    assert result["window"] == dict(since="2026-11-27T00:00:00Z", until=None, first_seen="2026-11-27T00:22:37Z",
+                                    last_seen="2026-11-27T00:23:00Z")
+    assert [s["site"] for s in result["sites"]] == ["api", "permissive"]
+
+
+def test_every_documented_return_key_is_returned(capsys, logs):
+    documented = set(yaml.safe_load(adoption_info.RETURN))
+    result = run_module(capsys, dict(paths=list(logs[:2])))
+    assert documented <= set(result)
+    assert set(result) - documented <= {"changed", "invocation"}
+
+
+def test_no_traffic(capsys, logs):
+    result = run_module(capsys, dict(paths=[logs[0]], until="2026-11-27T00:00:00Z"))
+    assert result["totals"]["requests"] == 0 and result["adoption"] is None
+    assert result["records_outside_window"] == 1
+
+
+def test_failures(capsys, logs):
+    nginx, _haproxy, absent = logs
+    result = run_module(capsys, dict(paths=[nginx, absent], fail_on_missing=True))
+    assert result["failed"] and result["msg"] == "access log %s does not exist" % absent
+    result = run_module(capsys, dict(paths=[nginx], since="last tuesday"))
+    assert result["failed"] and "since='last tuesday' is not an ISO 8601" in result["msg"]
+    result = run_module(capsys, dict(since="2026-11-27T00:00:00Z"))
+    assert result["failed"] and "paths" in result["msg"]
