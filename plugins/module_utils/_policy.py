@@ -211,3 +211,17 @@ def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wante
                              renew_days_before, jitter, seed):
         reasons.append("renewal_window")
     return sorted(set(reasons))
+
+
+def renewal_decision(cert, now, options, seed, **wanted):
+    """(reissue_reasons, renew_at) of cert under a module's renewal options.
+
+    options: the module parameters renew_fraction, renew_days_before and
+    renew_jitter, which certificate_info and certificate_request share;
+    seed: the jitter's seed. wanted: the other reissue_reasons() arguments.
+    """
+    renewal = dict(renew_fraction=options["renew_fraction"], renew_days_before=options["renew_days_before"],
+                   jitter=options["renew_jitter"], seed=seed)
+    renew_at = renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), **renewal)
+    wanted.update(renewal)
+    return reissue_reasons(cert, now, **wanted), renew_at

@@ -289,13 +289,10 @@ def describe(module):
     wanted_sans = None
     if params["expected_subject_alt_names"] is not None or params["expected_spiffe_id"]:
         wanted_sans = _x509.build_sans(params["expected_subject_alt_names"] or [], params["expected_spiffe_id"])
-    renewal = dict(renew_fraction=params["renew_fraction"], renew_days_before=params["renew_days_before"],
-                   jitter=params["renew_jitter"], seed=params["jitter_seed"])
-    renew_at = _policy.renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), **renewal)
-    reasons = _policy.reissue_reasons(cert, now, key=key, anchors=anchors, intermediates=intermediates,
-                                      wanted_sans=wanted_sans, wanted_subject=params["expected_subject"],
-                                      wanted_key_type=params["expected_key_type"],
-                                      wanted_key_size=params["expected_key_size"], **renewal)
+    reasons, renew_at = _policy.renewal_decision(
+        cert, now, params, params["jitter_seed"], key=key, anchors=anchors, intermediates=intermediates,
+        wanted_sans=wanted_sans, wanted_subject=params["expected_subject"],
+        wanted_key_type=params["expected_key_type"], wanted_key_size=params["expected_key_size"])
     result.update(renew_at=c.isoformat(renew_at), needs_renewal=bool({"expired", "renewal_window"} & set(reasons)),
                   needs_reissue=bool(reasons), reissue_reasons=reasons)
     return result

@@ -219,13 +219,10 @@ def assess(spec, directory, anchors, now, params):
     key_data = _files.read_bytes(directory + "/" + spec["name"] + ".key")
     key = c.load_private_key(key_data, source="private key of %s" % spec["name"]) if key_data else None
     sans = _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"])
-    renewal = dict(renew_fraction=params["renew_fraction"], renew_days_before=params["renew_days_before"],
-                   jitter=params["renew_jitter"], seed="%s/%s" % (params["requester"], spec["name"]))
-    reasons = _policy.reissue_reasons(
-        certs[0], now, key=key, anchors=anchors, intermediates=certs[1:], wanted_sans=sans,
-        wanted_subject={"CN": spec["common_name"]}, wanted_key_type=spec["key_type"],
-        wanted_key_size=spec["key_size"], **renewal)
-    renew_at = _policy.renewal_time(c.not_valid_before(certs[0]), c.not_valid_after(certs[0]), **renewal)
+    reasons, renew_at = _policy.renewal_decision(
+        certs[0], now, params, "%s/%s" % (params["requester"], spec["name"]), key=key, anchors=anchors,
+        intermediates=certs[1:], wanted_sans=sans, wanted_subject={"CN": spec["common_name"]},
+        wanted_key_type=spec["key_type"], wanted_key_size=spec["key_size"])
     return reasons, dict(serial=c.serial_hex(certs[0].serial_number),
                          not_after=c.isoformat(c.not_valid_after(certs[0])), renew_at=c.isoformat(renew_at))
 

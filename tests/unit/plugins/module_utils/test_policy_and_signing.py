@@ -157,3 +157,26 @@ def test_reissue_reasons(pki, other_pki):
     assert _policy.reissue_reasons(cert, pki.now, wanted_key_type="rsa") == ["key_type_changed"]
     assert _policy.reissue_reasons(cert, pki.now + 70 * DAY) == ["renewal_window"]
     assert _policy.reissue_reasons(cert, pki.now + 100 * DAY) == ["expired"]
+
+
+def test_renewal_decision_applies_the_module_options_to_both_answers(pki):
+    key, cert = pki.leaf(["DNS:web1.lab"])
+    start, end = c.not_valid_before(cert), c.not_valid_after(cert)
+    defaults = dict(renew_fraction=None, renew_days_before=None, renew_jitter=0.0)
+    assert _policy.renewal_decision(cert, pki.now, defaults, "web1/server", key=key) == \
+        ([], _policy.renewal_time(start, end))
+    assert _policy.renewal_decision(cert, pki.now, defaults, "web1/server",
+                                    key=c.generate_private_key("ec"))[0] == ["key_mismatch"]
+
+    options = dict(renew_fraction=0.5, renew_days_before=None, renew_jitter=0.1)
+    reasons, renew_at = _policy.renewal_decision(cert, pki.now + 50 * DAY, options, "web1/server")
+    assert renew_at == _policy.renewal_time(start, end, renew_fraction=0.5, jitter=0.1, seed="web1/server")
+    assert renew_at != _policy.renewal_time(start, end, renew_fraction=0.5, jitter=0.1, seed="web2/server")
+    assert reasons == _policy.reissue_reasons(cert, pki.now + 50 * DAY, renew_fraction=0.5, jitter=0.1,
+                                              seed="web1/server") == ["renewal_window"]
+
+    options = dict(renew_fraction=0.5, renew_days_before=7, renew_jitter=0.0)
+    assert _policy.renewal_decision(cert, pki.now + 50 * DAY, options, None) == ([], end - 7 * DAY)
+
+    with pytest.raises(PkiError, match="renew_fraction"):
+        _policy.renewal_decision(cert, pki.now, dict(defaults, renew_fraction=1.5), None)
