@@ -39,7 +39,7 @@ OUTCOMES = (VALID, NONE, FAILED)
 # Debian's delaycompress).
 ROTATED_SUFFIX = ".1"
 
-Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity")
+Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity user_agent")
 
 _MONTHS = dict((name, number) for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1))
@@ -148,7 +148,7 @@ def _json_record(text):
     if outcome != NONE:
         identity = _text(entry.get("tls_client_spiffe_id")) or _text(entry.get("tls_client_subject"))
     return Record(time, _text(entry.get("server")), _text(entry.get("site")),
-                  normalize_address(entry.get("client_addr")), outcome, reason, identity)
+                  normalize_address(entry.get("client_addr")), outcome, reason, identity, _text(entry.get("user_agent")))
 
 
 def _haproxy_connection_error(line, local_timezone):
@@ -166,7 +166,7 @@ def _haproxy_connection_error(line, local_timezone):
     else:
         time = local.astimezone(c.UTC)  # a naive datetime is taken as this host's local time
     return Record(time, "haproxy", match.group("frontend"), normalize_address(match.group("addr")), FAILED,
-                  match.group("error").strip(), "")
+                  match.group("error").strip(), "", "")
 
 
 def _counts():
@@ -202,11 +202,21 @@ class _Client(object):
 
 
 class AdoptionCounter(object):
-    """Counts of records in the window [since, until): per client, per site and in total."""
+    """Counts of records in the window [since, until): per client, per site and in total.
 
-    def __init__(self, since=None, until=None):
+    Records whose user agent starts with one of exclude_user_agents (the
+    fleet's own probes) are counted apart, in ``excluded``: they are not clients.
+    """
+
+    OUTSIDE_WINDOW = "outside_window"
+    EXCLUDED = "excluded"
+    COUNTED = "records"
+
+    def __init__(self, since=None, until=None, exclude_user_agents=()):
         self.since = since
         self.until = until
+        self.exclude_user_agents = tuple(agent for agent in exclude_user_agents if agent)
+        self.excluded = 0
         self.totals = _counts()
         self.failure_reasons = collections.Counter()
         self.clients = {}
@@ -218,9 +228,12 @@ class AdoptionCounter(object):
         return (self.since is None or time >= self.since) and (self.until is None or time < self.until)
 
     def add(self, record):
-        """Count one record; False when it is outside the window."""
+        """Count one record; which of COUNTED, OUTSIDE_WINDOW and EXCLUDED it was."""
         if not self.in_window(record.time):
-            return False
+            return self.OUTSIDE_WINDOW
+        if self.exclude_user_agents and record.user_agent.startswith(self.exclude_user_agents):
+            self.excluded += 1
+            return self.EXCLUDED
         self.totals[record.outcome] += 1
         if record.reason is not None:
             self.failure_reasons[record.reason] += 1
@@ -236,7 +249,7 @@ class AdoptionCounter(object):
             self.first_seen = record.time
         if self.last_seen is None or record.time > self.last_seen:
             self.last_seen = record.time
-        return True
+        return self.COUNTED
 
     def result(self):
         requests = sum(self.totals.values())
@@ -246,6 +259,7 @@ class AdoptionCounter(object):
                  for (site, server), counts in sorted(self.sites.items())]
         return dict(
             totals=dict(requests=requests, **self.totals),
+            records_excluded=self.excluded,
             adoption=_ratio(self.totals),
             failure_reasons=dict(sorted(self.failure_reasons.items())),
             clients=clients,
@@ -301,7 +315,7 @@ def _open_log(path):
 
 def read_log(handle, path, counter, local_timezone=None):
     """Feed every record of an open log to counter; the file's own counts."""
-    stats = dict(path=path, records=0, outside_window=0, lines_skipped=0)
+    stats = dict(path=path, records=0, outside_window=0, excluded=0, lines_skipped=0)
     try:
         for raw in handle:
             line = raw.decode("utf-8", "replace").strip()
@@ -310,17 +324,15 @@ def read_log(handle, path, counter, local_timezone=None):
             record = parse_line(line, local_timezone)
             if record is None:
                 stats["lines_skipped"] += 1
-            elif counter.add(record):
-                stats["records"] += 1
             else:
-                stats["outside_window"] += 1
+                stats[counter.add(record)] += 1
     except OSError as exc:
         raise PkiError("cannot read access log %s: %s" % (path, exc.strerror or exc))
     return stats
 
 
 def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on_missing=False,
-                   local_timezone=None):
+                   local_timezone=None, exclude_user_agents=()):
     """The module's result (without changed) for the access logs at paths.
 
     A missing log is listed in ``missing_paths``, or an error with
@@ -333,7 +345,7 @@ def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on
     until_time = parse_bound(until, "until")
     if since_time is not None and until_time is not None and since_time >= until_time:
         raise PkiError("since (%s) must be before until (%s)" % (c.isoformat(since_time), c.isoformat(until_time)))
-    counter = AdoptionCounter(since_time, until_time)
+    counter = AdoptionCounter(since_time, until_time, exclude_user_agents)
     files = []
     missing_paths = []
     opened = set()

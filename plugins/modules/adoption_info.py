@@ -56,6 +56,17 @@ options:
     description: Fail when a log in O(paths) does not exist, instead of listing it in C(missing_paths).
     type: bool
     default: false
+  exclude_user_agents:
+    description:
+      - Requests whose C(User-Agent) (the log's C(user_agent) field) starts with one of these are not counted as
+        clients, only in C(records_excluded).
+      - For the fleet's own checks, e.g. V(fleet.mtls-tls_probe), what M(fleet.mtls.tls_probe) sends: a verification
+        that asks a C(permissive) server whether it still serves a client without a certificate must not be taken for
+        such a client by the next observation.
+      - A refused handshake carries no user agent and is always counted.
+    type: list
+    elements: str
+    default: []
 notes:
   - The logs are readable by root and the C(adm) group only; run the module with C(become).
   - Clients are told apart by address and identity (the SPIFFE ID when the log has one, otherwise the certificate's
@@ -256,8 +267,8 @@ files:
   type: list
   elements: dict
   sample:
-    - {path: /var/log/nginx/fleet-mtls-access.log.1, records: 800, outside_window: 3120, lines_skipped: 0}
-    - {path: /var/log/nginx/fleet-mtls-access.log, records: 720, outside_window: 0, lines_skipped: 0}
+    - {path: /var/log/nginx/fleet-mtls-access.log.1, records: 800, outside_window: 3120, excluded: 0, lines_skipped: 0}
+    - {path: /var/log/nginx/fleet-mtls-access.log, records: 720, outside_window: 0, excluded: 4, lines_skipped: 0}
   contains:
     path:
       description: The file.
@@ -267,6 +278,9 @@ files:
       type: int
     outside_window:
       description: Records before O(since) or not before O(until).
+      type: int
+    excluded:
+      description: Records in the window left out by O(exclude_user_agents).
       type: int
     lines_skipped:
       description: Lines that hold no access record.
@@ -289,6 +303,11 @@ records_outside_window:
   returned: always
   type: int
   sample: 3120
+records_excluded:
+  description: Records, over all files, in the window but left out by O(exclude_user_agents).
+  returned: always
+  type: int
+  sample: 4
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -301,7 +320,7 @@ def count_adoption(module):
     params = module.params
     result = _adoption.count_adoption(
         params["paths"], since=params["since"], until=params["until"], include_rotated=params["include_rotated"],
-        fail_on_missing=params["fail_on_missing"])
+        fail_on_missing=params["fail_on_missing"], exclude_user_agents=params["exclude_user_agents"])
     result["changed"] = False
     return result
 
@@ -315,6 +334,7 @@ def main():
             until=dict(type="str"),
             include_rotated=dict(type="bool", default=False),
             fail_on_missing=dict(type="bool", default=False),
+            exclude_user_agents=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

@@ -32,8 +32,9 @@ import json
 import os
 import ssl
 import threading
+import time
 
-__all__ = ["IdentityMiddleware", "peer_identity", "configure", "AccessLog"]
+__all__ = ["IdentityMiddleware", "peer_identity", "configure", "AccessLog", "pin_server_certificate"]
 
 ENVIRON_KEYS = {
     "verify": "fleet_mtls.verify",
@@ -187,7 +188,8 @@ class IdentityMiddleware:
                 except ValueError:
                     code = 0
                 self.access_log.write(client_addr, identity, code,
-                                      method=environ.get("REQUEST_METHOD", ""), path=environ.get("PATH_INFO", ""))
+                                      method=environ.get("REQUEST_METHOD", ""), path=environ.get("PATH_INFO", ""),
+                                      user_agent=environ.get("HTTP_USER_AGENT", ""))
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -234,6 +236,51 @@ def handshake_failure_identity(exc):
     else:
         return None
     return {"verify": verify, "subject": "", "common_name": "", "spiffe_id": "", "serial": ""}
+
+
+def pin_server_certificate(cfg, attempts=5, pause=0.05):
+    """Serve this worker from one fixed copy of its certificate, chain and key.
+
+    gunicorn's own workers build a TLS context for every connection from
+    ``certfile`` and ``keyfile``, opening the files one after the other (even
+    when both name the same file): a connection that opens them across the
+    rename of a renewal gets the old certificate with the new key and is
+    refused ("key values mismatch"). Called in each worker right after the
+    fork (the ``post_fork`` hook), this reads the files once into an
+    anonymous in-memory file, checks that the certificate and key match
+    (reading again while a renewal is half-way), and points the worker's
+    ``certfile`` and ``keyfile`` at that copy. The key never touches the
+    disk. The role reloads gunicorn after every renewal, so the new workers
+    copy the new pair.
+
+    Returns the copy's path (``/proc/self/fd/N``), or None without TLS.
+    """
+    certfile, keyfile = cfg.certfile, cfg.keyfile or cfg.certfile
+    if not certfile:
+        return None
+    for attempt in range(1, attempts + 1):
+        with open(certfile, "rb") as handle:
+            pem = handle.read()
+        if keyfile != certfile:
+            with open(keyfile, "rb") as handle:
+                pem = pem.rstrip(b"\n") + b"\n" + handle.read()
+        fd = os.memfd_create("fleet-mtls-server-pem", os.MFD_CLOEXEC)
+        path = "/proc/self/fd/%d" % fd
+        try:
+            view = memoryview(pem)
+            while view:
+                view = view[os.write(fd, view):]
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(path)
+        except (ssl.SSLError, OSError):
+            os.close(fd)
+            if attempt == attempts:
+                raise
+            time.sleep(pause)
+            continue
+        cfg.set("certfile", path)
+        cfg.set("keyfile", path)
+        return path
+    return None
 
 
 try:

@@ -24,13 +24,14 @@ NGINX_NONE = (
     '{"time":"2026-11-27T00:22:36+00:00","server":"nginx","site":"api","client_addr":"10.0.0.35",'
     '"tls_client_verify":"NONE","tls_client_subject":"","tls_client_serial":"","tls_client_spiffe_id":"",'
     '"tls_client_fingerprint":"","tls_protocol":"TLSv1.2","host":"api.lab.internal","request":"GET / HTTP/1.1",'
-    '"status":200,"bytes_sent":3,"request_time":0.000}')
+    '"user_agent":"curl/7.88.1","status":200,"bytes_sent":3,"request_time":0.000}')
 NGINX_SUCCESS = (
     '{"time":"2026-11-27T00:22:37+00:00","server":"nginx","site":"api","client_addr":"10.0.0.21",'
     '"tls_client_verify":"SUCCESS","tls_client_subject":"CN=client1,O=Example",'
     '"tls_client_serial":"681C0ECA15D578FCB168C90BBC4A9607F517346C","tls_client_spiffe_id":"",'
     '"tls_client_fingerprint":"a340b84b8ffd16d71c4aeb6e9c05b5b16de17bf0","tls_protocol":"TLSv1.3",'
-    '"host":"api.lab.internal","request":"GET /x HTTP/1.1","status":200,"bytes_sent":3,"request_time":0.000}')
+    '"host":"api.lab.internal","request":"GET /x HTTP/1.1","user_agent":"python-requests/2.28.1","status":200,'
+    '"bytes_sent":3,"request_time":0.000}')
 NGINX_FAILED = (
     '{"time":"2026-11-27T00:22:38+00:00","server":"nginx","site":"api","client_addr":"10.0.0.9",'
     '"tls_client_verify":"FAILED:self-signed certificate","tls_client_subject":"CN=rogue",'
@@ -43,7 +44,8 @@ HAPROXY_NONE = (
     '{"time":"2026-11-27T00:23:00Z","server":"haproxy","site":"permissive","client_addr":"10.0.0.35",'
     '"client_port":55654,"tls_client_verify":"NONE","tls_client_subject":"","tls_client_serial":"",'
     '"tls_client_fingerprint":"","tls_client_spiffe_id":"","tls_version":"TLSv1.3","status":200,"method":"GET",'
-    '"uri":"/","backend":"app","backend_server":"app1","duration_ms":3,"bytes":152}')
+    '"uri":"/","user_agent":"fleet.mtls-tls_probe","backend":"app","backend_server":"app1","duration_ms":3,'
+    '"bytes":152}')
 HAPROXY_REVOKED = (
     '{"time":"2026-11-27T00:23:01Z","server":"haproxy","site":"permissive","client_addr":"10.0.0.10",'
     '"client_port":55660,"tls_client_verify":"FAILED:certificate revoked","tls_client_subject":"CN=client1",'
@@ -66,7 +68,7 @@ PYTHON_SUCCESS = (
     '{"time":"2026-11-27T01:24:00.125+01:00","server":"python_service","site":"inventory",'
     '"client_addr":"10.0.0.21","tls_client_verify":"SUCCESS","tls_client_subject":"CN=client1",'
     '"tls_client_serial":"5A3F","tls_client_spiffe_id":"spiffe://lab.internal/client/client1","status":200,'
-    '"method":"GET","path":"/"}')
+    '"method":"GET","path":"/","user_agent":"Python-urllib/3.11"}')
 PYTHON_REFUSED = (
     '{"time":"2026-11-27T01:24:01.500+01:00","server":"python_service","site":"inventory",'
     '"client_addr":"10.0.0.36","tls_client_verify":"FAILED:certificate has expired","tls_client_subject":"",'
@@ -108,17 +110,18 @@ def test_each_format_parses_to_a_record():
         ("haproxy_none", HAPROXY_NONE), ("haproxy_error", HAPROXY_ERROR_LOG), ("haproxy_26", HAPROXY_26_REFUSED),
         ("python_success", PYTHON_SUCCESS), ("python_refused", PYTHON_REFUSED)]}
     assert records["nginx_none"] == _adoption.Record(t("2026-11-27T00:22:36Z"), "nginx", "api", "10.0.0.35",
-                                                     "none", None, "")
+                                                     "none", None, "", "curl/7.88.1")
     assert records["nginx_success"].outcome == "valid"
     assert records["nginx_success"].identity == "CN=client1,O=Example"
     assert (records["nginx_failed"].outcome, records["nginx_failed"].reason, records["nginx_failed"].identity) == (
         "failed", "self-signed certificate", "CN=rogue")
     assert records["haproxy_none"].time == t("2026-11-27T00:23:00Z")
     assert records["haproxy_none"].site == "permissive"
+    assert records["haproxy_none"].user_agent == "fleet.mtls-tls_probe"
     assert records["haproxy_error"] == _adoption.Record(t("2026-11-27T00:23:02Z"), "haproxy", "strict", "10.0.0.10",
-                                                        "failed", "SSL client certificate not trusted", "CN=rogue")
+                                                        "failed", "SSL client certificate not trusted", "CN=rogue", "")
     assert records["haproxy_26"] == _adoption.Record(t("2026-11-27T00:23:03.842Z"), "haproxy", "strict", "10.0.0.4",
-                                                     "failed", "SSL handshake failure", "")
+                                                     "failed", "SSL handshake failure", "", "")
     # The SPIFFE ID is the identity when there is one; +01:00 is read as such.
     assert records["python_success"].identity == "spiffe://lab.internal/client/client1"
     assert records["python_success"].time == t("2026-11-27T00:24:00.125Z")
@@ -240,6 +243,27 @@ def test_window_since_inclusive_until_exclusive_across_offsets(tmp_path):
     assert span == dict(since="2026-11-27T00:23:00Z", until="2026-11-27T00:24:01Z",
                         first_seen="2026-11-27T00:23:00Z", last_seen="2026-11-27T00:24:00Z")
     assert window(since="2026-11-28")[:2] == (0, 4)
+
+
+def test_the_fleets_own_probes_are_not_clients(tmp_path):
+    # HAPROXY_NONE is a certificate-less probe of a permissive server (a verification's), NGINX_NONE a real client.
+    log = write_log(tmp_path / "access.log", NGINX_NONE, HAPROXY_NONE, NGINX_SUCCESS, HAPROXY_ERROR_LOG)
+
+    everything = _adoption.count_adoption([log])
+    probes_apart = _adoption.count_adoption([log], exclude_user_agents=["fleet.mtls-tls_probe", ""])
+
+    assert everything["totals"] == dict(requests=4, valid=1, none=2, failed=1)
+    assert everything["records_excluded"] == 0
+    # A refused handshake has no user agent and still counts; an empty prefix excludes nothing.
+    assert probes_apart["totals"] == dict(requests=3, valid=1, none=1, failed=1)
+    assert probes_apart["records_excluded"] == 1
+    assert probes_apart["files"][0]["excluded"] == 1 and probes_apart["files"][0]["records"] == 3
+    assert probes_apart["clients_without_certificate"] == ["10.0.0.35"]
+    assert "permissive" not in [site["site"] for site in probes_apart["sites"]]
+    # Excluded records are in the window, not outside it.
+    assert probes_apart["records_outside_window"] == 0
+    assert _adoption.count_adoption([log], since="2026-11-27T00:23:01Z",
+                                    exclude_user_agents=["fleet.mtls-tls_probe"])["records_excluded"] == 0
 
 
 def test_nothing_in_the_window_is_no_adoption_figure(tmp_path):

@@ -1,0 +1,155 @@
+"""fleet_mtls_identity.pin_server_certificate: the worker's fixed copy of its certificate and key."""
+
+import datetime
+import os
+import shutil
+import ssl
+import sys
+import threading
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "python_service", "files"))
+import fleet_mtls_identity  # noqa: E402
+
+
+class FakeConfig:
+    """The two settings gunicorn's workers read per connection, and Config.set()."""
+
+    def __init__(self, certfile, keyfile=None):
+        self.certfile, self.keyfile = certfile, keyfile
+
+    def set(self, name, value):
+        setattr(self, name, value)
+
+
+def _pair(common_name):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _write(path, data):
+    # As the collection replaces files: a whole new file renamed over the old.
+    with open(str(path) + ".tmp", "wb") as handle:
+        handle.write(data)
+    os.rename(str(path) + ".tmp", str(path))
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _served_common_name(path):
+    """The CN of the certificate a TLS server context loaded from path serves."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(path)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    server_in, server_out, client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    client_side = client.wrap_bio(client_in, client_out)
+    for _ in range(10):
+        for side in (client_side, server_side):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    der = client_side.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+@pytest.fixture
+def pairs():
+    return {name: _pair(name) for name in ("old", "new")}
+
+
+def test_combined_file_is_copied_and_outlives_a_renewal(tmp_path, pairs):
+    combined = tmp_path / "server.combined.pem"
+    _write(combined, b"".join(pairs["old"]))
+    cfg = FakeConfig(str(combined))
+
+    path = fleet_mtls_identity.pin_server_certificate(cfg)
+
+    assert path.startswith("/proc/self/fd/")
+    assert cfg.certfile == cfg.keyfile == path
+    _write(combined, b"".join(pairs["new"]))
+    assert _served_common_name(cfg.certfile) == "old"
+    assert _served_common_name(str(combined)) == "new"
+
+
+def test_separate_certificate_and_key_become_one_copy(tmp_path, pairs):
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    _write(cert, pairs["new"][0].rstrip(b"\n"))
+    _write(key, pairs["new"][1])
+    cfg = FakeConfig(str(cert), str(key))
+
+    fleet_mtls_identity.pin_server_certificate(cfg)
+
+    assert cfg.certfile == cfg.keyfile
+    assert _served_common_name(cfg.certfile) == "new"
+    assert b"-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----" in _read(cfg.certfile)
+
+
+def test_no_tls_leaves_the_configuration_alone():
+    cfg = FakeConfig(None)
+    assert fleet_mtls_identity.pin_server_certificate(cfg) is None
+    assert cfg.certfile is None and cfg.keyfile is None
+
+
+def test_a_pair_that_never_matches_is_refused_without_leaking(tmp_path, pairs):
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    _write(cert, pairs["old"][0])
+    _write(key, pairs["new"][1])
+    cfg = FakeConfig(str(cert), str(key))
+    open_before = len(os.listdir("/proc/self/fd"))
+
+    with pytest.raises(ssl.SSLError):
+        fleet_mtls_identity.pin_server_certificate(cfg, attempts=3, pause=0)
+
+    assert cfg.certfile == str(cert) and cfg.keyfile == str(key)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_renewals_landing_during_the_copy_never_give_a_mismatched_pair(tmp_path, pairs):
+    # A renewal replaces the key and then the certificate: a reader between
+    # the two renames sees a mismatched pair. The copy must read again.
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    _write(cert, pairs["old"][0])
+    _write(key, pairs["old"][1])
+    stop = threading.Event()
+
+    def renew_again_and_again():
+        turn = 0
+        while not stop.is_set():
+            turn += 1
+            current = pairs["new" if turn % 2 else "old"]
+            _write(key, current[1])
+            _write(cert, current[0])
+
+    renewer = threading.Thread(target=renew_again_and_again)
+    renewer.start()
+    try:
+        served = set()
+        for _ in range(200):
+            cfg = FakeConfig(str(cert), str(key))
+            fleet_mtls_identity.pin_server_certificate(cfg, attempts=50, pause=0)
+            served.add(_served_common_name(cfg.certfile))
+            os.close(int(cfg.certfile.rsplit("/", 1)[1]))
+    finally:
+        stop.set()
+        renewer.join()
+    assert served <= {"old", "new"} and served
