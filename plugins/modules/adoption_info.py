@@ -60,9 +60,9 @@ options:
     description:
       - Requests whose C(User-Agent) (the log's C(user_agent) field) starts with one of these are not counted as
         clients, only in C(records_excluded).
-      - For the fleet's own checks, e.g. V(fleet.mtls-tls_probe), what M(fleet.mtls.tls_probe) sends: a verification
-        that asks a C(permissive) server whether it still serves a client without a certificate must not be taken for
-        such a client by the next observation.
+      - Meant for the fleet's own checks, e.g. V(fleet.mtls-tls_probe), the user agent of M(fleet.mtls.tls_probe). A
+        verification that asks a C(permissive) server whether it still serves a client without a certificate must
+        not be taken for such a client by the next observation.
       - A refused handshake carries no user agent and is always counted.
     type: list
     elements: str

@@ -1,8 +1,11 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """fleet_mtls_identity.pin_server_certificate: the worker's fixed copy of its certificate and key."""
+
+from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import ssl
 import sys
 import threading
@@ -60,7 +63,7 @@ def _served_common_name(path):
     server_in, server_out, client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     server_side = server.wrap_bio(server_in, server_out, server_side=True)
     client_side = client.wrap_bio(client_in, client_out)
-    for _ in range(10):
+    for _round in range(10):
         for side in (client_side, server_side):
             try:
                 side.do_handshake()
@@ -144,7 +147,7 @@ def test_renewals_landing_during_the_copy_never_give_a_mismatched_pair(tmp_path,
     renewer.start()
     try:
         served = set()
-        for _ in range(200):
+        for _attempt in range(200):
             cfg = FakeConfig(str(cert), str(key))
             fleet_mtls_identity.pin_server_certificate(cfg, attempts=50, pause=0)
             served.add(_served_common_name(cfg.certfile))
