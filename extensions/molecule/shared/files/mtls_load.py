@@ -1,0 +1,93 @@
+"""Steady mTLS load against one or more servers: one thread per server, a new
+TLS connection for every request, so that every request meets the server's
+current certificate and configuration.
+
+usage: mtls_load.py --ca CA [--cert CERT --key KEY] --stop STOP_FILE
+                    [--max-seconds S] [--max-requests N] [--pause S]
+                    [--path /] [--expect-body TEXT] HOST:PORT [HOST:PORT ...]
+
+Without --cert the caller presents no client certificate (a caller the
+rollout must notice). Each thread stops once STOP_FILE exists, after
+--max-seconds, or after --max-requests requests. A request counts as failed
+unless it gets HTTP 200 (and, with --expect-body, a body containing TEXT).
+Prints one JSON object: the totals (sent, failed, the first errors, answers
+per server certificate serial) and the same per server under "targets".
+"""
+import argparse
+import collections
+import http.client
+import json
+import os
+import ssl
+import threading
+import time
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--ca", required=True)
+parser.add_argument("--cert")
+parser.add_argument("--key")
+parser.add_argument("--stop", required=True, help="stop once this file exists")
+parser.add_argument("--max-seconds", type=float, default=240)
+parser.add_argument("--max-requests", type=int, default=0, help="per server; 0: no limit")
+parser.add_argument("--pause", type=float, default=0.0, help="seconds between two requests of a thread")
+parser.add_argument("--path", default="/")
+parser.add_argument("--expect-body", default="")
+parser.add_argument("targets", nargs="+", metavar="HOST:PORT")
+args = parser.parse_args()
+
+context = ssl.create_default_context(cafile=args.ca)
+if args.cert:
+    context.load_cert_chain(args.cert, args.key)
+expected = args.expect_body.encode()
+results = {}
+
+
+def load(target):
+    host, port = target.rsplit(":", 1)
+    sent = failed = 0
+    errors = []
+    serials = collections.Counter()
+    start = time.monotonic()
+    while (time.monotonic() - start < args.max_seconds and not os.path.exists(args.stop)
+           and not (args.max_requests and sent >= args.max_requests)):
+        sent += 1
+        conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+        try:
+            conn.connect()
+            serial = conn.sock.getpeercert()["serialNumber"]
+            conn.request("GET", args.path)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError("HTTP %s" % response.status)
+            if expected not in body:
+                raise RuntimeError("HTTP 200 without %r in the body" % args.expect_body)
+            serials[serial] += 1
+        except Exception as exc:  # every failure counts, whatever it is
+            failed += 1
+            if len(errors) < 10:
+                errors.append("%.1fs %s: %s" % (time.monotonic() - start, type(exc).__name__, exc))
+        finally:
+            conn.close()
+        if args.pause:
+            time.sleep(args.pause)
+    results[target] = {"sent": sent, "failed": failed, "errors": errors, "serials": dict(serials),
+                       "seconds": round(time.monotonic() - start, 1)}
+
+
+threads = [threading.Thread(target=load, args=(target,)) for target in args.targets]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+all_serials = collections.Counter()
+for result in results.values():
+    all_serials.update(result["serials"])
+print(json.dumps({
+    "sent": sum(r["sent"] for r in results.values()),
+    "failed": sum(r["failed"] for r in results.values()),
+    "errors": [error for r in results.values() for error in r["errors"]][:10],
+    "serials": dict(all_serials),
+    "seconds": max(r["seconds"] for r in results.values()),
+    "targets": results,
+}))
