@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
 parser.add_argument("--ca", required=True)
 parser.add_argument("--cert")
 parser.add_argument("--key")
