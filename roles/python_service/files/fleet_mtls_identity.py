@@ -23,6 +23,9 @@ on the allow-list, and writes one JSON object per request to the access log.
 Handshakes that fail on the client certificate never reach the application;
 :class:`SyncWorker` (the role's gunicorn worker class) logs them in the same
 access log with ``tls_client_verify`` = ``FAILED:<reason>`` and status 0.
+:func:`pin_server_certificate` (from gunicorn's ``post_fork`` hook) gives each
+worker its own copy of the certificate and key, so that a renewal never meets
+a connection half-way.
 
 No dependency beyond the standard library (and gunicorn for the worker).
 """
