@@ -213,6 +213,19 @@ def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wante
     return sorted(set(reasons))
 
 
+def decision_horizon(now, certificates, renew_times):
+    """When a decision made now about these certificates may stop holding, or None.
+
+    The first renewal time, or the first moment still ahead at which one of
+    the certificates (leaf, chain or trust anchor) starts or stops being
+    valid: until then the same files and wishes give the same decision.
+    """
+    moments = list(renew_times)
+    for cert in certificates:
+        moments += [moment for moment in (c.not_valid_before(cert), c.not_valid_after(cert)) if moment > now]
+    return min(moments) if moments else None
+
+
 def renewal_decision(cert, now, options, seed, **wanted):
     """(reissue_reasons, renew_at) of cert under a module's renewal options.
 

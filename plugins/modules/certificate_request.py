@@ -14,8 +14,15 @@ description:
     and for each that is, makes a CSR - from a new pending key for a renewal, which goes live with its certificate
     through M(fleet.mtls.certificate_files).
   - Also writes the host's trust bundle from O(trust_certificates).
-  - Returns the requests ready for one M(fleet.mtls.sign) run on the CA host. When nothing needs issuing it writes
-    nothing and reports no change, which is what makes a fleet-wide no-op run cheap.
+  - Returns the requests ready for one M(fleet.mtls.sign) run on the CA host. When nothing needs issuing it
+    touches none of the host's keys, certificates or bundle and reports no change, which is what makes a
+    fleet-wide no-op run cheap.
+  - A decision that finds nothing to do is remembered in C(.fleet-mtls-decision.json) in O(directory) (mode
+    V('0600'), no key material - digests only), with when it stops holding - the first renewal time, or the first
+    moment a certificate involved starts or stops being valid. A later run with the same options, the same files
+    (content, mode, owner and group of each full chain, key and the trust bundle) and the same deciding code
+    (its source is part of the key) answers from it before that moment, without loading C(cryptography); anything else is decided in
+    full. O(force_renewal=true) never uses it. Removing the file is always safe.
   - This is the building block of the C(fleet.mtls.certificate) role.
 author:
   - fleet.mtls maintainers (@fleet-mtls)
@@ -177,116 +184,23 @@ bundle_changed:
   type: bool
 """
 
-import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
-from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
-from ansible_collections.fleet.mtls.plugins.module_utils import _files
-from ansible_collections.fleet.mtls.plugins.module_utils import _module
-from ansible_collections.fleet.mtls.plugins.module_utils import _policy
-from ansible_collections.fleet.mtls.plugins.module_utils import _x509
-from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+from ansible_collections.fleet.mtls.plugins.module_utils import _memo
+
+# The code whose decision the memo stands for (the imports of _request, all the way down).
+DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_memo", "_module", "_policy", "_request", "_x509")
 
 
-class KeyFile(_module.ManagedFile):
-    """A key file of one certificate entry, with that entry's owner and mode."""
-
-    def __init__(self, module, path, spec):
-        super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True)
-        self.owner = spec["owner"]
-        self.group = spec["group"]
-
-
-def ensure_key(module, key_file, spec, diffs, reuse=True):
-    """The key at key_file: the existing one when it fits, else a new one."""
-    wanted = (spec["key_type"], spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]])
-    if reuse and key_file.exists:
-        key = c.load_private_key(key_file.current, source="private key %s" % key_file.path)
-        if c.key_type_and_size(key) == wanted:
-            return key, key_file.ensure_attributes(False)
-    key = c.generate_private_key(*wanted)
-    return key, key_file.ensure_attributes(key_file.replace(c.serialize_private_key(key), diffs))
-
-
-def assess(spec, directory, anchors, now, params):
-    """(reasons, facts) for one entry, from its installed full chain and key."""
-    chain_data = _files.read_bytes(directory + "/" + spec["name"] + ".fullchain.pem")
-    if chain_data is None:
-        return ["missing"], {}
-    certs = _x509.load_certificates(chain_data, source="certificate %s" % spec["name"])
-    key_data = _files.read_bytes(directory + "/" + spec["name"] + ".key")
-    key = c.load_private_key(key_data, source="private key of %s" % spec["name"]) if key_data else None
-    sans = _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"])
-    reasons, renew_at = _policy.renewal_decision(
-        certs[0], now, params, "%s/%s" % (params["requester"], spec["name"]), key=key, anchors=anchors,
-        intermediates=certs[1:], wanted_sans=sans, wanted_subject={"CN": spec["common_name"]},
-        wanted_key_type=spec["key_type"], wanted_key_size=spec["key_size"])
-    return reasons, dict(serial=c.serial_hex(certs[0].serial_number),
-                         not_after=c.isoformat(c.not_valid_after(certs[0])), renew_at=c.isoformat(renew_at))
-
-
-def prepare(module):
-    params = module.params
-    now = c.utcnow()
+def decision_paths(params):
+    """The files the decision reads: each certificate's full chain and key, and the trust bundle."""
     directory = params["directory"].rstrip("/")
-    diffs = []
-    changed = False
-    if not os.path.isdir(directory):
-        changed = True
-        if not module.check_mode:
-            try:
-                os.makedirs(directory, 0o755)
-            except OSError as exc:
-                raise PkiError("cannot make %s: %s" % (directory, exc.strerror))
-    anchors = []
-    for index, pem in enumerate(params["trust_certificates"]):
-        anchors += _x509.load_certificates(pem, source="trust_certificates[%d]" % index)
-
-    bundle_changed = False
-    if params["ca_bundle_path"]:
-        content, _kept, _dropped = _bundle.build_bundle(
-            [("trust_certificates[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_certificates"])],
-            now)
-        bundle = _module.ManagedFile(module, params["ca_bundle_path"], 0o644)
-        bundle.check_writable()
-        bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
-
-    names = [spec["name"] for spec in params["certificates"]]
-    if len(set(names)) != len(names):
-        raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
-    states, requests = [], []
+    paths = [params["ca_bundle_path"]] if params["ca_bundle_path"] else []
     for spec in params["certificates"]:
-        key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec)
-        key_file.check_writable()
-        reasons, facts = assess(spec, directory, anchors, now, params)
-        if params["force_renewal"] and not reasons:
-            reasons = ["forced"]
-        renewal = bool(reasons) and bool(facts) and params["new_key_on_renewal"]
-        state = dict(name=spec["name"], reasons=reasons, pending_key=renewal,
-                     serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"))
-        states.append(state)
-        if not key_file.exists or reasons:
-            changed = True
-        if module.check_mode and (reasons or not key_file.exists):
-            continue  # nothing to sign with yet: the decision is the report
-        if renewal:
-            pending = KeyFile(module, "%s/%s.key.pending" % (directory, spec["name"]), spec)
-            key, _changed = ensure_key(module, pending, spec, diffs)
-        else:
-            key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
-            changed = changed or key_changed
-        if reasons:
-            csr = _x509.build_csr(key, {"CN": spec["common_name"]},
-                                  _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"]))
-            request = dict(name="%s/%s" % (params["requester"], spec["name"]), csr=_x509.csr_pem(csr).decode("ascii"),
-                           profile=spec["profile"], requester=params["requester"])
-            if spec["validity_days"]:
-                request["validity_days"] = spec["validity_days"]
-            requests.append(request)
-    return dict(changed=changed or bundle_changed, requests=requests, certificates=states,
-                bundle_changed=bundle_changed, diff=diffs)
+        paths += ["%s/%s.fullchain.pem" % (directory, spec["name"]), "%s/%s.key" % (directory, spec["name"])]
+    return paths
 
 
 def main():
@@ -317,7 +231,17 @@ def main():
         ),
         supports_check_mode=True,
     )
-    _module.run(module, prepare)
+    memo = None
+    if not module.params["force_renewal"]:
+        params = dict(module.params, force_renewal=None)
+        memo = _memo.Memo(params["directory"], _memo.decision_key(
+            params, decision_paths(params), _memo.code_digest("certificate_request", DECIDING_CODE)))
+        remembered = memo.recall(time.time())
+        if remembered is not None:
+            module.exit_json(**remembered)
+    # Only now the PKI core and cryptography: a re-run that finds its memo never loads them.
+    from ansible_collections.fleet.mtls.plugins.module_utils import _module, _request
+    _module.run(module, lambda module: _request.decide(module, memo))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
-
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.fleet.mtls.plugins.modules import adoption_info
 
@@ -26,16 +22,7 @@ HAPROXY_NONE = (
     '"uri":"/","backend":"app","backend_server":"app1","duration_ms":3,"bytes":152}')
 
 
-def run_module(capsys, args, check_mode=False):
-    """main() with args; the result it printed, and whether it exited as failed."""
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exited:
-            adoption_info.main()
-    result = json.loads(capsys.readouterr().out)
-    assert bool(exited.value.code) == bool(result.get("failed"))
-    return result
+MODULE = adoption_info
 
 
 @pytest.fixture
@@ -48,9 +35,9 @@ def logs(tmp_path):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_result(capsys, logs, check_mode):
+def test_result(run_module, logs, check_mode):
     nginx, haproxy, absent = logs
-    result = run_module(capsys, dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z"),
+    result = run_module(dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z"),
                         check_mode=check_mode)
     assert result["changed"] is False and not result.get("failed")
     assert result["totals"] == dict(requests=2, valid=1, none=1, failed=0)
@@ -66,24 +53,24 @@ def test_result(capsys, logs, check_mode):
     assert [s["site"] for s in result["sites"]] == ["api", "permissive"]
 
 
-def test_every_documented_return_key_is_returned(capsys, logs):
+def test_every_documented_return_key_is_returned(run_module, logs):
     documented = set(yaml.safe_load(adoption_info.RETURN))
-    result = run_module(capsys, dict(paths=list(logs[:2])))
+    result = run_module(dict(paths=list(logs[:2])))
     assert documented <= set(result)
     assert set(result) - documented <= {"changed", "invocation"}
 
 
-def test_no_traffic(capsys, logs):
-    result = run_module(capsys, dict(paths=[logs[0]], until="2026-11-27T00:00:00Z"))
+def test_no_traffic(run_module, logs):
+    result = run_module(dict(paths=[logs[0]], until="2026-11-27T00:00:00Z"))
     assert result["totals"]["requests"] == 0 and result["adoption"] is None
     assert result["records_outside_window"] == 1
 
 
-def test_failures(capsys, logs):
+def test_failures(run_module, logs):
     nginx, _haproxy, absent = logs
-    result = run_module(capsys, dict(paths=[nginx, absent], fail_on_missing=True))
+    result = run_module(dict(paths=[nginx, absent], fail_on_missing=True))
     assert result["failed"] and result["msg"] == "access log %s does not exist" % absent
-    result = run_module(capsys, dict(paths=[nginx], since="last tuesday"))
+    result = run_module(dict(paths=[nginx], since="last tuesday"))
     assert result["failed"] and "since='last tuesday' is not an ISO 8601" in result["msg"]
-    result = run_module(capsys, dict(since="2026-11-27T00:00:00Z"))
+    result = run_module(dict(since="2026-11-27T00:00:00Z"))
     assert result["failed"] and "paths" in result["msg"]

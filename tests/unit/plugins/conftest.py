@@ -1,6 +1,6 @@
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small PKI made with the collection's own core, for the unit tests."""
+"""A small PKI made with the collection's own core, for the unit tests of module_utils and modules."""
 
 from __future__ import annotations
 

@@ -1,0 +1,133 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's side of issuance (the certificate_request module's decision).
+
+Apart from the module so that the module can answer a re-run from its memo
+(_memo) without importing any of this, or cryptography.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _policy
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+
+class KeyFile(_module.ManagedFile):
+    """A key file of one certificate entry, with that entry's owner and mode."""
+
+    def __init__(self, module, path, spec):
+        super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True)
+        self.owner = spec["owner"]
+        self.group = spec["group"]
+
+
+def ensure_key(module, key_file, spec, diffs, reuse=True):
+    """The key at key_file: the existing one when it fits, else a new one."""
+    wanted = (spec["key_type"], spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]])
+    if reuse and key_file.exists:
+        key = c.load_private_key(key_file.current, source="private key %s" % key_file.path)
+        if c.key_type_and_size(key) == wanted:
+            return key, key_file.ensure_attributes(False)
+    key = c.generate_private_key(*wanted)
+    return key, key_file.ensure_attributes(key_file.replace(c.serialize_private_key(key), diffs))
+
+
+def assess(spec, directory, anchors, now, params):
+    """(reasons, facts, certs) for one entry, from its installed full chain and key."""
+    chain_data = _files.read_bytes(directory + "/" + spec["name"] + ".fullchain.pem")
+    if chain_data is None:
+        return ["missing"], {}, []
+    certs = _x509.load_certificates(chain_data, source="certificate %s" % spec["name"])
+    key_data = _files.read_bytes(directory + "/" + spec["name"] + ".key")
+    key = c.load_private_key(key_data, source="private key of %s" % spec["name"]) if key_data else None
+    sans = _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"])
+    reasons, renew_at = _policy.renewal_decision(
+        certs[0], now, params, "%s/%s" % (params["requester"], spec["name"]), key=key, anchors=anchors,
+        intermediates=certs[1:], wanted_sans=sans, wanted_subject={"CN": spec["common_name"]},
+        wanted_key_type=spec["key_type"], wanted_key_size=spec["key_size"])
+    return reasons, dict(serial=c.serial_hex(certs[0].serial_number),
+                         not_after=c.isoformat(c.not_valid_after(certs[0])), renew_at=c.isoformat(renew_at),
+                         renew_at_time=renew_at), certs
+
+
+def prepare(module):
+    """(result, horizon): what the host needs, and until when a "nothing to do" holds."""
+    params = module.params
+    now = c.utcnow()
+    directory = params["directory"].rstrip("/")
+    diffs = []
+    changed = False
+    if not os.path.isdir(directory):
+        changed = True
+        if not module.check_mode:
+            try:
+                os.makedirs(directory, 0o755)
+            except OSError as exc:
+                raise PkiError("cannot make %s: %s" % (directory, exc.strerror))
+    anchors = []
+    for index, pem in enumerate(params["trust_certificates"]):
+        anchors += _x509.load_certificates(pem, source="trust_certificates[%d]" % index)
+
+    bundle_changed = False
+    if params["ca_bundle_path"]:
+        content, _kept, _dropped = _bundle.build_bundle(
+            [("trust_certificates[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_certificates"])],
+            now)
+        bundle = _module.ManagedFile(module, params["ca_bundle_path"], 0o644)
+        bundle.check_writable()
+        bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
+
+    names = [spec["name"] for spec in params["certificates"]]
+    if len(set(names)) != len(names):
+        raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
+    states, requests = [], []
+    involved, renew_times = list(anchors), []
+    for spec in params["certificates"]:
+        key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec)
+        key_file.check_writable()
+        reasons, facts, certs = assess(spec, directory, anchors, now, params)
+        involved += certs
+        if "renew_at_time" in facts:
+            renew_times.append(facts.pop("renew_at_time"))
+        if params["force_renewal"] and not reasons:
+            reasons = ["forced"]
+        renewal = bool(reasons) and bool(facts) and params["new_key_on_renewal"]
+        state = dict(name=spec["name"], reasons=reasons, pending_key=renewal,
+                     serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"))
+        states.append(state)
+        if not key_file.exists or reasons:
+            changed = True
+        if module.check_mode and (reasons or not key_file.exists):
+            continue  # nothing to sign with yet: the decision is the report
+        if renewal:
+            pending = KeyFile(module, "%s/%s.key.pending" % (directory, spec["name"]), spec)
+            key, _changed = ensure_key(module, pending, spec, diffs)
+        else:
+            key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
+            changed = changed or key_changed
+        if reasons:
+            csr = _x509.build_csr(key, {"CN": spec["common_name"]},
+                                  _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"]))
+            request = dict(name="%s/%s" % (params["requester"], spec["name"]), csr=_x509.csr_pem(csr).decode("ascii"),
+                           profile=spec["profile"], requester=params["requester"])
+            if spec["validity_days"]:
+                request["validity_days"] = spec["validity_days"]
+            requests.append(request)
+    result = dict(changed=changed or bundle_changed, requests=requests, certificates=states,
+                  bundle_changed=bundle_changed, diff=diffs)
+    return result, _policy.decision_horizon(now, involved, renew_times)
+
+
+def decide(module, memo):
+    """The module's result; a decision that finds nothing to do is remembered in memo."""
+    result, horizon = prepare(module)
+    if memo is not None and horizon is not None and not module.check_mode and not result["changed"]:
+        memo.remember(result, horizon.timestamp(), lambda path, content: _files.atomic_write(path, content, 0o600))
+    return result

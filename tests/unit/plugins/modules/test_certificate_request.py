@@ -1,0 +1,193 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""certificate_request end to end, and its memo: a re-run that changes nothing answers
+from it, and anything the decision depends on makes it decide in full again."""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import json
+import os
+import pathlib
+
+import pytest
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _memo
+from ansible_collections.fleet.mtls.plugins.module_utils import _request
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.modules import certificate_request
+
+
+MODULE = certificate_request
+
+
+@pytest.fixture
+def decisions(monkeypatch):
+    """How many times the module decided in full (not from its memo)."""
+    calls = []
+    decide = _request.decide
+
+    def counting(module, memo):
+        calls.append(module.check_mode)
+        return decide(module, memo)
+
+    monkeypatch.setattr(_request, "decide", counting)
+    return calls
+
+
+@pytest.fixture
+def host(tmp_path, run_module, pki):
+    """A host whose one certificate was requested, signed and installed: (args, directory)."""
+    directory = tmp_path / "certs"
+    args = dict(directory=str(directory), requester="web1", ca_bundle_path=str(directory / "ca-bundle.pem"),
+                trust_certificates=[pki.bundle_pem().decode("ascii")], renew_fraction=0.6667, renew_jitter=0.1,
+                certificates=[dict(name="server", common_name="web1", subject_alt_names=["DNS:web1"])])
+    first = run_module(args)
+    assert [request["name"] for request in first["requests"]] == ["web1/server"]
+    key = c.load_private_key((directory / "server.key").read_bytes())
+    _key, cert = pki.leaf(["DNS:web1"], key=key)
+    (directory / "server.fullchain.pem").write_bytes(_x509.certificate_pem(cert) + _x509.certificate_pem(pki.issuing))
+    assert not (directory / _memo.MEMO_NAME).exists()  # a run that requested something remembers nothing
+    return args, directory
+
+
+def test_no_op_is_remembered_then_recalled(run_module, host, decisions):
+    args, directory = host
+    decided = run_module(args)
+    assert decided["changed"] is False and decided["requests"] == []
+    assert decided["certificates"][0]["reasons"] == []
+    memo_path = directory / _memo.MEMO_NAME
+    assert oct(memo_path.stat().st_mode & 0o777) == "0o600"
+    memo = json.loads(memo_path.read_text())
+    renew_at = datetime.datetime.fromisoformat(decided["certificates"][0]["renew_at"].replace("Z", "+00:00"))
+    assert memo["valid_until"] == pytest.approx(renew_at.timestamp(), abs=1)
+    assert decisions == [False]
+
+    recalled = run_module(args)
+    assert decisions == [False]  # answered from the memo
+    assert recalled == decided
+    assert run_module(args, check_mode=True) == decided
+    assert decisions == [False]
+
+
+def test_memo_holds_until_the_renewal_time(run_module, host, decisions, monkeypatch):
+    args, directory = host
+    decided = run_module(args)
+    valid_until = json.loads((directory / _memo.MEMO_NAME).read_text())["valid_until"]
+    # The renewal time: the leaf (90 days) renews before any CA certificate ends.
+    assert valid_until == pytest.approx(c.utcnow().timestamp() + 89 * 86400 * 0.6667, abs=0.1 * 90 * 86400)
+    monkeypatch.setattr(certificate_request.time, "time", lambda: valid_until - 1)
+    assert run_module(args) == decided
+    assert len(decisions) == 1
+    monkeypatch.setattr(certificate_request.time, "time", lambda: valid_until)
+    run_module(args)
+    assert len(decisions) == 2
+
+
+def _key_mode_0644(args, directory, other_pki):
+    os.chmod(str(directory / "server.key"), 0o644)
+    return args
+
+
+def _new_san(args, directory, other_pki):
+    return dict(args, certificates=[dict(args["certificates"][0], subject_alt_names=["DNS:web1", "DNS:web1.lab"])])
+
+
+def _other_ca(args, directory, other_pki):
+    return dict(args, trust_certificates=[other_pki.bundle_pem().decode("ascii")])
+
+
+def _bundle_edited(args, directory, other_pki):
+    with open(str(directory / "ca-bundle.pem"), "ab") as bundle:
+        bundle.write(b"\n")
+    return args
+
+
+def _certificate_removed(args, directory, other_pki):
+    (directory / "server.fullchain.pem").unlink()
+    return args
+
+
+@pytest.mark.parametrize("change, changed, reasons", [
+    (_key_mode_0644, True, []),
+    (_new_san, True, ["identity_changed"]),
+    (_other_ca, True, ["untrusted_issuer"]),
+    (_bundle_edited, True, []),
+    (_certificate_removed, True, ["missing"]),
+], ids=["key mode", "wanted SANs", "trusted CA", "bundle edited", "certificate removed"])
+def test_a_change_the_decision_depends_on_is_decided_in_full(run_module, host, decisions, other_pki, change, changed,
+                                                             reasons):
+    args, directory = host
+    run_module(args)
+    args = change(args, directory, other_pki)
+    result = run_module(args)
+    assert len(decisions) == 2
+    assert result["changed"] is changed
+    assert result["certificates"][0]["reasons"] == reasons
+    assert oct((directory / "server.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_force_renewal_never_uses_the_memo(run_module, host, decisions):
+    args, _directory = host
+    run_module(args)
+    forced = run_module(dict(args, force_renewal=True))
+    assert len(decisions) == 2
+    assert forced["certificates"][0]["reasons"] == ["forced"]
+    assert [request["name"] for request in forced["requests"]] == ["web1/server"]
+
+
+def test_check_mode_writes_no_memo(run_module, host, decisions):
+    args, directory = host
+    assert run_module(args, check_mode=True)["changed"] is False
+    assert not (directory / _memo.MEMO_NAME).exists()
+    assert decisions == [True]
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"[]", b'{"key": null}'])
+def test_an_unreadable_memo_means_a_full_decision(run_module, host, decisions, content):
+    args, directory = host
+    run_module(args)
+    (directory / _memo.MEMO_NAME).write_bytes(content)
+    assert run_module(args)["changed"] is False
+    assert len(decisions) == 2
+    assert json.loads((directory / _memo.MEMO_NAME).read_text())["key"]  # written again
+
+
+def test_other_code_means_a_full_decision(run_module, host, decisions, monkeypatch):
+    args, _directory = host
+    run_module(args)
+    digest = _memo.code_digest
+    monkeypatch.setattr(_memo, "code_digest", lambda *names: "changed:" + digest(*names))
+    run_module(args)
+    assert len(decisions) == 2
+
+
+def test_an_unwritable_memo_is_no_error(run_module, host, decisions):
+    args, directory = host
+    (directory / _memo.MEMO_NAME).mkdir()  # a directory where the memo would go
+    assert run_module(args)["changed"] is False
+    assert run_module(args)["changed"] is False
+    assert len(decisions) == 2
+
+
+def _imported_module_utils(name, seen):
+    """The collection's module_utils that name imports, all the way down."""
+    if name in seen:
+        return seen
+    seen.add(name)
+    package = "ansible_collections.fleet.mtls.plugins.module_utils"
+    source = pathlib.Path(_memo.__file__).with_name(name + ".py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == package:
+            for alias in node.names:
+                _imported_module_utils(alias.name, seen)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package + "."):
+            _imported_module_utils(node.module.rsplit(".", 1)[1], seen)
+    return seen
+
+
+def test_the_memo_is_keyed_on_all_the_deciding_code():
+    assert set(certificate_request.DECIDING_CODE) == _imported_module_utils("_request", set()) | {"_memo"}
+    assert _memo.code_digest("certificate_request", certificate_request.DECIDING_CODE) is not None
