@@ -26,10 +26,12 @@ costs next to nothing.
 from __future__ import annotations
 
 import errno
+import grp
 import hashlib
 import importlib.util
 import json
 import os
+import pwd
 
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -68,15 +70,23 @@ def file_state(path):
     return [hashlib.sha256(content).hexdigest(), info.st_mode & 0o7777, info.st_uid, info.st_gid]
 
 
-def decision_key(params, paths, code):
-    """The key of a decision: its inputs, the state of the files it read, its code."""
+def account_ids(owner, group):
+    """[uid, gid] that owner and group name now (a name can be given to another id)."""
+    uid = pwd.getpwnam(owner).pw_uid if owner and not str(owner).isdigit() else owner
+    gid = grp.getgrnam(group).gr_gid if group and not str(group).isdigit() else group
+    return [uid, gid]
+
+
+def decision_key(params, paths, code, accounts=()):
+    """The key of a decision: its inputs, the files it read, the accounts it sets, its code; None if any is unknown."""
     if code is None:
         return None
     try:
         files = dict((path, file_state(path)) for path in paths)
-    except (IOError, OSError):
-        return None  # the full decision reports what is wrong with the file
-    inputs = dict(format=FORMAT, params=params, code=code, files=files)
+        ids = [account_ids(owner, group) for owner, group in accounts]
+    except (IOError, OSError, KeyError):
+        return None  # the full decision reports what is wrong with the file or the account
+    inputs = dict(format=FORMAT, params=params, code=code, files=files, accounts=ids)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
@@ -88,23 +98,25 @@ class Memo(object):
         self.key = key
 
     def recall(self, now):
-        """The remembered result when the key matches and now is before its end; else None."""
+        """The remembered result when the key matches and now is within its time; else None."""
         if self.key is None:
             return None
         try:
             with open(self.path, "rb") as handle:
                 memo = json.loads(handle.read().decode("utf-8"))
-            if memo["key"] == self.key and now < float(memo["valid_until"]):
+            # A clock set back before the decision is no time to trust it either.
+            if memo["key"] == self.key and float(memo["decided_at"]) <= now < float(memo["valid_until"]):
                 return dict(memo["result"])
         except (IOError, OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # no memo, or one this code cannot read: decide in full
         return None
 
-    def remember(self, result, valid_until, write):
-        """Keep result until valid_until with write(path, bytes); a memo that cannot be written is no loss."""
+    def remember(self, result, decided_at, valid_until, write):
+        """Keep result from decided_at until valid_until with write(path, bytes); failing to is no loss."""
         if self.key is None:
             return
-        content = json.dumps(dict(key=self.key, valid_until=valid_until, result=result), sort_keys=True)
+        content = json.dumps(dict(key=self.key, decided_at=decided_at, valid_until=valid_until, result=result),
+                             sort_keys=True)
         try:
             write(self.path, content.encode("utf-8"))
         except (PkiError, OSError):

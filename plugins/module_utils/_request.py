@@ -1,6 +1,6 @@
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host's side of issuance (the certificate_request module's decision).
+"""The host's side of issuance (the certificate_request module): decide, request, install.
 
 Apart from the module so that the module can answer a re-run from its memo
 (_memo) without importing any of this, or cryptography.
@@ -13,6 +13,7 @@ import os
 from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _install
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
@@ -57,8 +58,11 @@ def assess(spec, directory, anchors, now, params):
                          renew_at_time=renew_at), certs
 
 
-def prepare(module):
-    """(result, horizon): what the host needs, and until when a "nothing to do" holds."""
+def prepare(module, honour_force=True):
+    """(result, now, horizon): what the host needs, when that was decided, until when a "nothing to do" holds.
+
+    In check mode this writes nothing: the read-only form of the decision.
+    """
     params = module.params
     now = c.utcnow()
     directory = params["directory"].rstrip("/")
@@ -96,7 +100,7 @@ def prepare(module):
         involved += certs
         if "renew_at_time" in facts:
             renew_times.append(facts.pop("renew_at_time"))
-        if params["force_renewal"] and not reasons:
+        if honour_force and params["force_renewal"] and not reasons:
             reasons = ["forced"]
         renewal = bool(reasons) and bool(facts) and params["new_key_on_renewal"]
         state = dict(name=spec["name"], reasons=reasons, pending_key=renewal,
@@ -122,12 +126,55 @@ def prepare(module):
             requests.append(request)
     result = dict(changed=changed or bundle_changed, requests=requests, certificates=states,
                   bundle_changed=bundle_changed, diff=diffs)
-    return result, _policy.decision_horizon(now, involved, renew_times)
+    return result, now, _policy.decision_horizon(now, involved, renew_times)
 
 
 def decide(module, memo):
     """The module's result; a decision that finds nothing to do is remembered in memo."""
-    result, horizon = prepare(module)
+    result, now, horizon = prepare(module)
     if memo is not None and horizon is not None and not module.check_mode and not result["changed"]:
-        memo.remember(result, horizon.timestamp(), lambda path, content: _files.atomic_write(path, content, 0o600))
+        memo.remember(result, now.timestamp(), horizon.timestamp(),
+                      lambda path, content: _files.atomic_write(path, content, 0o600))
     return result
+
+
+def install_signed(module, now, diffs):
+    """Install the certificates of option signed, each next to its key; one entry per certificate."""
+    params = module.params
+    directory = params["directory"].rstrip("/")
+    specs = dict((spec["name"], spec) for spec in params["certificates"])
+    installed = []
+    for index, item in enumerate(params["signed"]):
+        requester, _slash, name = str(item.get("name", "")).partition("/")
+        if requester != params["requester"] or name not in specs:
+            raise PkiError("signed[%d]: %r is not one of %s's certificates (%s)"
+                           % (index, item.get("name"), params["requester"], ", ".join(sorted(specs))))
+        if not item.get("certificate"):
+            raise PkiError("signed[%d] (%s) has no certificate" % (index, item["name"]))
+        spec, base = specs[name], "%s/%s" % (directory, name)
+        files = dict(certificate=item["certificate"], chain=item.get("chain") or "", privatekey_path=base + ".key",
+                     privatekey_passphrase=None, pending_privatekey_path=base + ".key.pending",
+                     cert_path=base + ".crt", chain_path=base + ".chain.pem", fullchain_path=base + ".fullchain.pem",
+                     combined_path=base + ".combined.pem" if spec["combined"] else None, mode=None,
+                     key_mode=spec["key_mode"], owner=spec["owner"], group=spec["group"])
+        outcome = _install.install_certificate(module, files, now, diffs, label="certificate %s" % item["name"])
+        installed.append(dict(outcome, name=name))
+    return installed
+
+
+def install_and_settle(module, memo_for):
+    """Install what was signed, then decide again on what is on disk and remember that nothing is left to do."""
+    diffs = []
+    installed = install_signed(module, c.utcnow(), diffs)
+    # Keyed on the files as installed, before the decision reads them again.
+    memo = None if module.check_mode else memo_for(module.params)
+    # The request run made the keys and the bundle; this decision only looks.
+    check_mode, module.check_mode = module.check_mode, True
+    try:
+        settled, now, horizon = prepare(module, honour_force=False)
+    finally:
+        module.check_mode = check_mode
+    if memo is not None and horizon is not None and not settled["changed"]:
+        memo.remember(settled, now.timestamp(), horizon.timestamp(),
+                      lambda path, content: _files.atomic_write(path, content, 0o600))
+    return dict(settled, changed=any(entry["changed"] for entry in installed), installed=installed, diff=diffs)

@@ -6,22 +6,27 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: certificate_request
-short_description: The host's side of issuance, in one run - keys, the renewal decision and CSRs
+short_description: The host's side of issuance - keys, the renewal decision and CSRs; then installing what was signed
 version_added: 0.1.0
 description:
   - For every certificate a host needs, in one module run - makes the key when it is missing (on the host, where it
     stays), decides whether a new certificate is needed and why (the same decision as M(fleet.mtls.certificate_info)),
     and for each that is, makes a CSR - from a new pending key for a renewal, which goes live with its certificate
-    through M(fleet.mtls.certificate_files).
+    when it is installed.
   - Also writes the host's trust bundle from O(trust_certificates).
+  - With O(signed), the second run of an issuance - installs the certificates the CA signed for this host, each
+    checked against its key before the first file is written (as M(fleet.mtls.certificate_files) does), then decides
+    again on what is now on disk, writing nothing more, and remembers that nothing is left to do (below), so that the
+    next run is cheap from the start.
   - Returns the requests ready for one M(fleet.mtls.sign) run on the CA host. When nothing needs issuing it
     touches none of the host's keys, certificates or bundle and reports no change, which is what makes a
     fleet-wide no-op run cheap.
-  - A decision that finds nothing to do is remembered in C(.fleet-mtls-decision.json) in O(directory) (mode
+  - A decision that finds nothing to do (without O(signed), or after installing with it) is remembered in C(.fleet-mtls-decision.json) in O(directory) (mode
     V('0600'), no key material - digests only), with when it stops holding - the first renewal time, or the first
     moment a certificate involved starts or stops being valid. A later run with the same options, the same files
-    (content, mode, owner and group of each full chain, key and the trust bundle) and the same deciding code
-    (its source is part of the key) answers from it before that moment, without loading C(cryptography); anything else is decided in
+    (content, mode, owner and group of each full chain, key and the trust bundle), the same ids behind the owner
+    and group names and the same deciding code (its source is part of the key) answers from it between the
+    decision and that moment, without loading C(cryptography); anything else is decided in
     full. O(force_renewal=true) never uses it. Removing the file is always safe.
   - This is the building block of the C(fleet.mtls.certificate) role.
 author:
@@ -83,6 +88,11 @@ options:
       validity_days:
         description: Lifetime to ask for, passed on to the request.
         type: int
+      combined:
+        description: Also write V(<name>.combined.pem) (full chain then key, mode O(certificates[].key_mode)) for
+          HAProxy when installing.
+        type: bool
+        default: false
   trust_certificates:
     description: PEM CA certificates the host trusts; the chain check and the bundle use them.
     type: list
@@ -113,21 +123,50 @@ options:
     description: A renewal makes a new key (pending until its certificate is installed).
     type: bool
     default: true
+  signed:
+    description:
+      - Certificates signed for this host's requests (the entries of C(certificates) of M(fleet.mtls.sign) named
+        V(<requester>/<name>)), to install as V(<name>.crt), V(<name>.chain.pem), V(<name>.fullchain.pem) and, with
+        O(certificates[].combined), V(<name>.combined.pem). A certificate for the pending key of a renewal moves that
+        key over V(<name>.key). Each entry needs C(name) and C(certificate), and may have C(chain); other keys are
+        ignored.
+      - O(force_renewal) does not apply to the decision that follows an installation.
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
-- name: Keys, decision and CSRs for this host's certificates
-  fleet.mtls.certificate_request:
-    directory: /etc/fleet-mtls/certs
-    requester: "{{ inventory_hostname }}"
-    trust_certificates: ["{{ lookup('ansible.builtin.file', 'root.crt') }}"]
-    ca_bundle_path: /etc/fleet-mtls/certs/ca-bundle.pem
-    renew_jitter: 0.1
-    certificates:
-      - name: server
-        common_name: "{{ inventory_hostname }}"
-        subject_alt_names: ["DNS:{{ inventory_hostname }}"]
-  register: request
+# Both runs get the same options (the second remembers its decision under them).
+- name: Request, sign and install this host's certificates
+  module_defaults:
+    fleet.mtls.certificate_request:
+      directory: /etc/fleet-mtls/certs
+      requester: "{{ inventory_hostname }}"
+      trust_certificates: ["{{ lookup('ansible.builtin.file', 'root.crt') }}"]
+      ca_bundle_path: /etc/fleet-mtls/certs/ca-bundle.pem
+      renew_jitter: 0.1
+      certificates:
+        - name: server
+          common_name: "{{ inventory_hostname }}"
+          subject_alt_names: ["DNS:{{ inventory_hostname }}"]
+  block:
+    - name: Keys, decision and CSRs for this host's certificates
+      fleet.mtls.certificate_request:
+      register: request
+
+    - name: Sign every request of the play in one run on the CA host
+      fleet.mtls.sign:
+        ca_cert_path: /etc/fleet-mtls/ca/issuing.crt
+        ca_key_path: /etc/fleet-mtls/ca/issuing.key
+        csrs: "{{ ansible_play_hosts | map('extract', hostvars, ['request', 'requests']) | flatten }}"
+      run_once: true
+      delegate_to: ca1
+      register: signed
+
+    - name: Install what the CA signed for this host
+      fleet.mtls.certificate_request:
+        signed: "{{ signed.certificates | selectattr('name', 'in', request.requests | map(attribute='name') | list) }}"
+      when: request.requests | length > 0
 """
 
 RETURN = r"""
@@ -182,6 +221,31 @@ bundle_changed:
   description: Whether the trust bundle was (or would be) rewritten.
   returned: always
   type: bool
+installed:
+  description: With O(signed), one entry per certificate installed.
+  returned: when O(signed) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the certificate.
+      type: str
+    serial:
+      description: Serial of the installed certificate.
+      type: str
+    not_after:
+      description: Expiry of the installed certificate.
+      type: str
+    changed:
+      description: Whether any of its files was (or would be) written.
+      type: bool
+    changed_files:
+      description: The files that were (or would be) written.
+      type: list
+      elements: str
+    key_promoted:
+      description: Whether the pending key was moved into place.
+      type: bool
 """
 
 import time
@@ -191,7 +255,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _memo
 
 # The code whose decision the memo stands for (the imports of _request, all the way down).
-DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_memo", "_module", "_policy", "_request", "_x509")
+DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_install", "_memo", "_module", "_policy", "_request",
+                 "_x509")
 
 
 def decision_paths(params):
@@ -201,6 +266,14 @@ def decision_paths(params):
     for spec in params["certificates"]:
         paths += ["%s/%s.fullchain.pem" % (directory, spec["name"]), "%s/%s.key" % (directory, spec["name"])]
     return paths
+
+
+def memo_for(params):
+    """The memo of a decision on params, keyed on the files as they are now."""
+    params = dict(params, force_renewal=None, signed=None)
+    return _memo.Memo(params["directory"], _memo.decision_key(
+        params, decision_paths(params), _memo.code_digest("certificate_request", DECIDING_CODE),
+        accounts=[(spec["owner"], spec["group"]) for spec in params["certificates"]]))
 
 
 def main():
@@ -219,6 +292,7 @@ def main():
                 group=dict(type="str"),
                 key_mode=dict(type="raw", default="0600", no_log=False),
                 validity_days=dict(type="int"),
+                combined=dict(type="bool", default=False),
             )),
             trust_certificates=dict(type="list", elements="str", required=True),
             ca_bundle_path=dict(type="path"),
@@ -228,20 +302,23 @@ def main():
             renew_jitter=dict(type="float", default=0.0),
             force_renewal=dict(type="bool", default=False),
             new_key_on_renewal=dict(type="bool", default=True),
+            signed=dict(type="list", elements="dict"),
         ),
         supports_check_mode=True,
     )
+    installing = module.params["signed"] is not None
     memo = None
-    if not module.params["force_renewal"]:
-        params = dict(module.params, force_renewal=None)
-        memo = _memo.Memo(params["directory"], _memo.decision_key(
-            params, decision_paths(params), _memo.code_digest("certificate_request", DECIDING_CODE)))
+    if not installing and not module.params["force_renewal"]:
+        memo = memo_for(module.params)
         remembered = memo.recall(time.time())
         if remembered is not None:
             module.exit_json(**remembered)
     # Only now the PKI core and cryptography: a re-run that finds its memo never loads them.
     from ansible_collections.fleet.mtls.plugins.module_utils import _module, _request
-    _module.run(module, lambda module: _request.decide(module, memo))
+    if installing:
+        _module.run(module, lambda module: _request.install_and_settle(module, memo_for))
+    else:
+        _module.run(module, lambda module: _request.decide(module, memo))
 
 
 if __name__ == "__main__":

@@ -10,17 +10,20 @@ import datetime
 import json
 import os
 import pathlib
+import pwd
 
 import pytest
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _memo
+from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _request
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.modules import certificate_request
 
 
 MODULE = certificate_request
+DAY = datetime.timedelta(days=1)
 
 
 @pytest.fixture
@@ -191,3 +194,116 @@ def _imported_module_utils(name, seen):
 def test_the_memo_is_keyed_on_all_the_deciding_code():
     assert set(certificate_request.DECIDING_CODE) == _imported_module_utils("_request", set()) | {"_memo"}
     assert _memo.code_digest("certificate_request", certificate_request.DECIDING_CODE) is not None
+
+
+def test_a_clock_set_back_before_the_decision_means_a_full_decision(run_module, host, decisions, monkeypatch):
+    args, directory = host
+    run_module(args)
+    decided_at = json.loads((directory / _memo.MEMO_NAME).read_text())["decided_at"]
+    monkeypatch.setattr(certificate_request.time, "time", lambda: decided_at - 60)
+    run_module(args)
+    assert len(decisions) == 2
+
+
+def test_an_owner_name_given_to_another_id_means_a_full_decision(run_module, host, decisions, monkeypatch):
+    args, directory = host
+    args = dict(args, certificates=[dict(args["certificates"][0], owner="root", group="root")])
+    run_module(args)
+    run_module(args)
+    assert len(decisions) == 1
+    monkeypatch.setattr(_memo.pwd, "getpwnam", lambda name: pwd.struct_passwd(("root", "x", 4242, 0, "", "/", "")))
+    run_module(args)
+    assert len(decisions) == 2
+
+
+def sign(pki, requests):
+    """What fleet.mtls.sign returns for these requests, signed by the test PKI's issuing CA."""
+    signed = []
+    for request in requests:
+        csr = _x509.load_csr(request["csr"].encode("ascii"))
+        cert = _x509.build_leaf_certificate(csr, pki.issuing, pki.issuing_key, _x509.sans_of(csr),
+                                            _policy.PROFILES[request["profile"]], pki.now - DAY, pki.now + 90 * DAY,
+                                            _x509.random_serial())
+        signed.append(dict(name=request["name"], certificate=_x509.certificate_pem(cert).decode("ascii"),
+                           chain=_x509.certificate_pem(pki.issuing).decode("ascii"),
+                           serial=c.serial_hex(cert.serial_number)))
+    return signed
+
+
+@pytest.fixture
+def cold(tmp_path, run_module, pki):
+    """A host with two certificates (one for HAProxy) requested, nothing signed yet: (args, directory, requests)."""
+    directory = tmp_path / "certs"
+    args = dict(directory=str(directory), requester="lb1", ca_bundle_path=str(directory / "ca-bundle.pem"),
+                trust_certificates=[pki.bundle_pem().decode("ascii")], renew_fraction=0.6667,
+                certificates=[dict(name="server", common_name="lb1", subject_alt_names=["DNS:lb1"], combined=True),
+                              dict(name="client", profile="client", common_name="lb1", subject_alt_names=["DNS:lb1"])])
+    requested = run_module(args)
+    return args, directory, requested["requests"]
+
+
+def test_installing_leaves_a_memo_so_the_first_re_run_is_cheap(run_module, cold, decisions, pki):
+    args, directory, requests = cold
+    signed = sign(pki, requests)
+    installed = run_module(dict(args, signed=signed))
+    assert installed["changed"] is True
+    assert [(entry["name"], entry["serial"], entry["key_promoted"]) for entry in installed["installed"]] == [
+        ("server", signed[0]["serial"], False), ("client", signed[1]["serial"], False)]
+    assert sorted(os.listdir(str(directory))) == sorted([
+        _memo.MEMO_NAME, "ca-bundle.pem", "server.key", "server.crt", "server.chain.pem", "server.fullchain.pem",
+        "server.combined.pem", "client.key", "client.crt", "client.chain.pem", "client.fullchain.pem"])
+    assert oct((directory / "server.combined.pem").stat().st_mode & 0o777) == "0o600"
+    assert [cert["reasons"] for cert in installed["certificates"]] == [[], []]
+    assert installed["requests"] == []
+
+    re_run = run_module(args)
+    assert decisions == []  # the first re-run after the installation answered from the memo
+    assert re_run["changed"] is False
+    assert [cert["serial"] for cert in re_run["certificates"]] == [entry["serial"] for entry in signed]
+    assert run_module(dict(args, signed=signed))["changed"] is False  # installing again changes nothing
+
+
+def test_a_forced_renewal_installs_the_pending_key_and_settles(run_module, cold, decisions, pki):
+    args, directory, requests = cold
+    run_module(dict(args, signed=sign(pki, requests)))
+    old_key = (directory / "server.key").read_bytes()
+    forced = run_module(dict(args, force_renewal=True))
+    assert [cert["reasons"] for cert in forced["certificates"]] == [["forced"], ["forced"]]
+    assert (directory / "server.key.pending").exists()
+    signed = sign(pki, forced["requests"])
+    installed = run_module(dict(args, force_renewal=True, signed=signed))
+    assert [entry["key_promoted"] for entry in installed["installed"]] == [True, True]
+    assert (directory / "server.key").read_bytes() != old_key
+    assert not (directory / "server.key.pending").exists()
+    assert [cert["reasons"] for cert in installed["certificates"]] == [[], []]  # force is not asked again
+    calls = len(decisions)
+    assert run_module(args)["changed"] is False
+    assert len(decisions) == calls
+
+
+def test_a_certificate_for_another_key_is_refused_and_nothing_is_written(run_module, cold, pki):
+    args, directory, requests = cold
+    signed = sign(pki, requests)
+    signed[0]["certificate"], signed[1]["certificate"] = signed[1]["certificate"], signed[0]["certificate"]
+    refused = run_module(dict(args, signed=signed))
+    assert refused["failed"] and "does not match key" in refused["msg"]
+    assert not (directory / "server.crt").exists() and not (directory / _memo.MEMO_NAME).exists()
+
+
+@pytest.mark.parametrize("entry, message", [
+    (dict(name="web1/server", certificate="x"), "is not one of lb1's certificates"),
+    (dict(name="lb1/other", certificate="x"), "is not one of lb1's certificates"),
+    (dict(name="lb1/server"), "has no certificate"),
+])
+def test_a_signed_entry_that_is_not_this_hosts_is_refused(run_module, cold, entry, message):
+    args, _directory, _requests = cold
+    refused = run_module(dict(args, signed=[entry]))
+    assert refused["failed"] and message in refused["msg"]
+
+
+def test_installing_in_check_mode_writes_nothing(run_module, cold, pki):
+    args, directory, requests = cold
+    before = sorted(os.listdir(str(directory)))
+    result = run_module(dict(args, signed=sign(pki, requests)), check_mode=True)
+    assert result["changed"] is True
+    assert sorted(os.listdir(str(directory))) == before
