@@ -74,8 +74,9 @@ def main():
         shutil.rmtree(str(top), ignore_errors=True)
 
     print("N = %d hosts, forks 10, %d rounds, median seconds" % (hosts, rounds))
-    print("%-15s %10s %12s %8s %8s %9s   %s" % ("situation", "recipe", "fleet.mtls", "ratio", "floor", "ceiling",
-                                               "module runs per host / on the CA host (recipe -> fleet.mtls)"))
+    columns = ("situation", "recipe", "fleet.mtls", "ratio", "floor", "ceiling",
+               "module runs per host / on the CA host (recipe -> fleet.mtls)")
+    print("%-15s %10s %12s %8s %8s %9s   %s" % columns)
     for situation in SITUATIONS:
         recipe = statistics.median(times["recipe"][situation])
         fleet = statistics.median(times["fleet.mtls"][situation])
