@@ -129,12 +129,17 @@ def prepare(module, honour_force=True):
     return result, now, _policy.decision_horizon(now, involved, renew_times)
 
 
+def remember_if_settled(memo, result, now, horizon):
+    """Keep a decision that found nothing to do in memo (None: nothing is kept), from now until horizon."""
+    if memo is not None and horizon is not None and not result["changed"]:
+        memo.remember(result, now.timestamp(), horizon.timestamp(),
+                      lambda path, content: _files.atomic_write(path, content, 0o600))
+
+
 def decide(module, memo):
     """The module's result; a decision that finds nothing to do is remembered in memo."""
     result, now, horizon = prepare(module)
-    if memo is not None and horizon is not None and not module.check_mode and not result["changed"]:
-        memo.remember(result, now.timestamp(), horizon.timestamp(),
-                      lambda path, content: _files.atomic_write(path, content, 0o600))
+    remember_if_settled(None if module.check_mode else memo, result, now, horizon)
     return result
 
 
@@ -174,7 +179,5 @@ def install_and_settle(module, memo_for):
         settled, now, horizon = prepare(module, honour_force=False)
     finally:
         module.check_mode = check_mode
-    if memo is not None and horizon is not None and not settled["changed"]:
-        memo.remember(settled, now.timestamp(), horizon.timestamp(),
-                      lambda path, content: _files.atomic_write(path, content, 0o600))
+    remember_if_settled(memo, settled, now, horizon)
     return dict(settled, changed=any(entry["changed"] for entry in installed), installed=installed, diff=diffs)
