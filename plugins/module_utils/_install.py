@@ -71,11 +71,9 @@ def install_certificate(module, params, now, diffs, label="certificate"):
         planned.append((params["combined_path"], cert_pem + chain_pem + key_data, key_mode, True))
     if promote:
         planned.insert(0, (params["privatekey_path"], key_data, key_mode, True))
-    targets = []
-    for path, content, file_mode, secret in planned:
-        target = _module.ManagedFile(module, path, file_mode, secret=secret)
-        target.owner, target.group = params["owner"], params["group"]
-        targets.append((target, content))
+    targets = [(_module.ManagedFile(module, path, file_mode, secret=secret, owner=params["owner"],
+                                    group=params["group"]), content)
+               for path, content, file_mode, secret in planned]
     for target, _content in targets:
         target.check_writable()
 

@@ -43,6 +43,9 @@ OPTION_GROUPS = {
 
 SECRET_PLACEHOLDER = "<private key: not shown>\n"
 
+# ManagedFile's owner and group when none are given: the module's own options.
+FROM_PARAMS = object()
+
 
 def argument_spec(groups, **module_options):
     """The module's argument_spec: the named shared groups plus its own options."""
@@ -76,12 +79,12 @@ class ManagedFile(object):
     A secret file never shows its content in a diff.
     """
 
-    def __init__(self, module, path, mode, secret=False):
+    def __init__(self, module, path, mode, secret=False, owner=FROM_PARAMS, group=FROM_PARAMS):
         self.module = module
         self.path = path
         self.mode = mode
-        self.owner = module.params.get("owner")
-        self.group = module.params.get("group")
+        self.owner = module.params.get("owner") if owner is FROM_PARAMS else owner
+        self.group = module.params.get("group") if group is FROM_PARAMS else group
         self.secret = secret
         self._current = None
         self._read = False

@@ -24,9 +24,8 @@ class KeyFile(_module.ManagedFile):
     """A key file of one certificate entry, with that entry's owner and mode."""
 
     def __init__(self, module, path, spec):
-        super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True)
-        self.owner = spec["owner"]
-        self.group = spec["group"]
+        super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True,
+                         owner=spec["owner"], group=spec["group"])
 
 
 def ensure_key(module, key_file, spec, diffs, reuse=True):
