@@ -9,7 +9,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$repo/.venv"
 requirements="$repo/tests/requirements.txt"
 
-apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc debootstrap uidmap iproute2)
+# podman's netavark backend with aardvark-dns: without them podman falls back
+# to CNI, whose networks have no name resolution, and the fleet's hosts could
+# not reach each other by name (tests/fleet/containers.conf pins netavark);
+# netavark sets the networks up with iptables, which podman only suggests.
+# openssh-client: Ansible reaches the lab and the test fleet over SSH.
+apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc netavark aardvark-dns iptables
+  debootstrap uidmap iproute2 openssh-client shellcheck)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -39,3 +45,14 @@ fi
 collections="$repo/.build/collections/ansible_collections/fleet"
 mkdir -p "$collections"
 ln -sfn "$repo" "$collections/mtls"
+
+# The key Ansible logs in to the lab and the test fleet with: made on this
+# machine, kept under the ignored .build/, never committed. Its public half
+# is mounted into every test host as root's authorized_keys.
+ssh_dir="$repo/.build/ssh"
+if [[ ! -s "$ssh_dir/id_ed25519" || ! -s "$ssh_dir/id_ed25519.pub" ]]; then
+  mkdir -p "$ssh_dir"
+  chmod 0700 "$ssh_dir"
+  rm -f "$ssh_dir/id_ed25519" "$ssh_dir/id_ed25519.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "fleet-mtls test fleet ($(hostname))" -f "$ssh_dir/id_ed25519"
+fi

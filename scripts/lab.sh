@@ -7,8 +7,11 @@
 #   scripts/lab.sh down                     remove the containers and network
 #
 # The inventory is the source of truth: every host it lists becomes a
-# container named after its ansible_host, with the inventory name as hostname
-# and as its name on the network mtls-lab. `up` keeps running containers that
+# container mtls-lab-NAME with the inventory name as hostname and as its name
+# on the network mtls-lab, at the address the inventory gives it
+# (ansible_host), with sshd accepting the key of scripts/bootstrap.sh. Once
+# the hosts are up, their SSH host keys are pinned (.build/ssh/known_hosts/)
+# and every host is checked to resolve every other by name. `up` keeps running containers that
 # already use the right image, recreates the others, and removes lab
 # containers the inventory no longer lists.
 #
@@ -22,7 +25,7 @@ network=mtls-lab
 fleet_label="fleet-mtls.fleet=$network"
 # How the containers are run; bump when the `podman run` options change so
 # that `up` recreates containers made the old way.
-run_spec=v2-cap-sys-admin
+run_spec=v3-ssh
 export CONTAINERS_CONF="$repo/tests/fleet/containers.conf"
 export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$repo/ansible.cfg"
@@ -37,14 +40,23 @@ usage() {
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (rootful podman)"
 
-# "inventory_name container_name" for each host of the inventory
+ssh_key="$repo/.build/ssh/id_ed25519"
+known_hosts="$repo/.build/ssh/known_hosts/$network"
+
+# "inventory_name address" for each host of the inventory; every address in
+# one /24, the lab network's subnet.
 lab_hosts() {
   ansible-inventory -i "$inventory" --list 2>/dev/null | python3 -c '
-import json, sys
+import ipaddress, json, sys
 hostvars = json.load(sys.stdin)["_meta"]["hostvars"]
+nets = set()
 for name in sorted(hostvars):
-    print(name, hostvars[name].get("ansible_host", name))
-' || die "cannot read $inventory with ansible-inventory"
+    address = ipaddress.IPv4Address(hostvars[name]["ansible_host"])
+    nets.add(ipaddress.IPv4Network(f"{address}/24", strict=False))
+    print(name, address)
+if len(nets) != 1:
+    sys.exit(f"the lab hosts must share one /24, got {sorted(map(str, nets))}")
+' || die "cannot read the hosts' addresses (ansible_host, one /24) from $inventory"
 }
 
 lab_containers() {
@@ -83,21 +95,30 @@ cmd_up() {
   local image_id
   image_id=$(podman image inspect --format '{{.Id}}' "$image")
 
-  if ! podman network exists "$network"; then
-    say "creating network $network"
-    podman network create --label "$fleet_label" "$network" >/dev/null
-  fi
-
-  local hosts name container wanted=() current
+  local hosts name container address subnet wanted=() settle=() current
   podman_log=$(mktemp)
   trap 'rm -f "$podman_log"' EXIT
   hosts=$(lab_hosts)
   [[ -n $hosts ]] || die "no hosts in $inventory"
-  while read -r name container; do
+  subnet="$(head -n1 <<<"$hosts" | cut -d' ' -f2 | cut -d. -f1-3).0/24"
+  if podman network exists "$network" &&
+    [[ $(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network") != "$subnet" ]]; then
+    say "network $network is not on $subnet any more, recreating the lab"
+    cmd_down
+  fi
+  if ! podman network exists "$network"; then
+    say "creating network $network ($subnet)"
+    podman network create --label "$fleet_label" --subnet "$subnet" "$network" >/dev/null
+  fi
+
+  while read -r name address; do
+    container="$network-$name"
     wanted+=("$container")
+    settle+=("$name=$container=$address")
     if podman container exists "$container"; then
       current=$(podman container inspect --format '{{.Image}}' "$container")
       if [[ $current == "$image_id" && " $(container_networks "$container") " == *" $network "* &&
+        $(container_ip "$container") == "$address" &&
         $(podman container inspect --format '{{index .Config.Labels "fleet-mtls.run-spec"}}' "$container") == "$run_spec" ]]; then
         if [[ $(podman container inspect --format '{{.State.Running}}' "$container") == true ]]; then
           say "$name: $container already running"
@@ -117,7 +138,8 @@ cmd_up() {
     # Output goes to a file, not to a pipe: conmon and aardvark-dns may keep
     # the descriptors they inherit from `podman run` open long after it ends.
     if ! podman run -d --name "$container" --hostname "$name" \
-      --network "$network" --network-alias "$name" \
+      --network "$network" --network-alias "$name" --ip "$address" \
+      --volume "$ssh_key.pub:/root/.ssh/authorized_keys:ro" \
       --systemd=always --cap-add SYS_ADMIN \
       --label "$fleet_label" --label "fleet-mtls.host=$name" \
       --label "fleet-mtls.run-spec=$run_spec" \
@@ -138,6 +160,7 @@ cmd_up() {
   for container in "${wanted[@]}"; do
     wait_booted "$container"
   done
+  "$repo/tests/fleet/settle.sh" "$known_hosts" "${settle[@]}" || die "the lab is up but not usable (above)"
 
   say "checking that Ansible reaches every host through the inventory"
   local out
@@ -149,9 +172,9 @@ cmd_up() {
   cmd_status
   cat <<EOF
 
-Use it:  export CONTAINERS_CONF=$CONTAINERS_CONF PATH=$repo/.venv/bin:\$PATH
+Use it:  export ANSIBLE_CONFIG=$ANSIBLE_CONFIG PATH=$repo/.venv/bin:\$PATH
          ansible -i inventories/lab/hosts.yml all -m ansible.builtin.ping
-Shell:   podman exec -it mtls-lab-web1 bash
+Shell:   ssh -i .build/ssh/id_ed25519 -o UserKnownHostsFile=${known_hosts#"$repo"/} root@$(head -n1 <<<"$hosts" | cut -d' ' -f2)
 Stop:    scripts/lab.sh down
 EOF
 }
@@ -193,6 +216,7 @@ cmd_down() {
     say "removing network $network"
     podman network rm "$network" >/dev/null
   fi
+  rm -f "$known_hosts"
   say "down"
 }
 

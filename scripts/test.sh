@@ -5,8 +5,12 @@
 #   lint         ansible-lint --profile production on roles and playbooks
 #   integration  the modules through ansible-playbook on this host, with the venv's and Debian's
 #                Python; then the PKI demo playbook, twice (the second run must change nothing)
-#   molecule     the roles on systemd hosts in podman (Debian 12 and 13), when scenarios exist
+#   demo         the README's main command as a new user runs it: the lab removed, then
+#                scripts/demo.sh twice; the first run must end with every server strict and
+#                verified, the second must change nothing on any host
+#   molecule     the roles on systemd hosts in podman (Debian 12 and 13), reached over SSH
 # Usage: scripts/test.sh [STAGE ...]   (default: all, in that order)
+# It ends with a timing table: each stage, and each Molecule scenario on each image.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -15,8 +19,21 @@ export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$repo/ansible.cfg"
 
 stages=("$@")
-((${#stages[@]})) || stages=(unit sanity lint integration molecule)
+((${#stages[@]})) || stages=(unit sanity lint integration demo molecule)
 timings=()
+print_timings() {
+  local status=$? row
+  [[ -z ${current:-} ]] || timings+=("$current FAILED:$((SECONDS - start))")
+  echo "=== timing (seconds, on $(nproc) cores)"
+  printf '%-28s %8s\n' stage seconds
+  for row in "${timings[@]}"; do
+    # shellcheck disable=SC2086 # a row is "name seconds"
+    printf '%-28s %8s\n' $row
+  done
+  printf '%-28s %8s\n' total "$SECONDS"
+  return "$status"
+}
+trap print_timings EXIT
 
 old_cryptography="$repo/.build/cryptography-38"
 stage_unit() {
@@ -79,7 +96,7 @@ stage_integration() {
   # README's demo, the lab rollout, is the default Molecule scenario.)
   local demo_dir run
   demo_dir=$(mktemp -d /tmp/fleet-mtls-demo.XXXXXX)
-  run=(ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3
+  run=(ansible-playbook -i 'localhost,' -c local -e ansible_python_interpreter=/usr/bin/python3
        -e "mtls_demo_dir=$demo_dir" playbooks/pki_demo.yml)
   "${run[@]}" >"$demo_dir.first.log"
   "${run[@]}" >"$demo_dir.second.log"
@@ -89,6 +106,43 @@ stage_integration() {
   fi
   grep -c 'chains to the bundle: True' "$demo_dir.second.log" | grep -qx 4
   rm -rf "$demo_dir" "$demo_dir".*.log
+}
+
+demo_run() { # N: run the demo once, log to .build/demo/runN.log, print its recap
+  local log=.build/demo/run$1.log
+  echo "demo run $1 (log: $log)"
+  if ! bash scripts/demo.sh >"$log" 2>&1; then
+    tail -n 80 "$log"
+    echo "the demo's run $1 failed" >&2
+    return 1
+  fi
+  sed -n '/^PLAY RECAP/,$p' "$log"
+}
+
+stage_demo() {
+  local log=.build/demo report=~/fleet-mtls-report/rollout.json
+  mkdir -p "$log"
+  bash scripts/lab.sh down
+  rm -f "$report"
+  demo_run 1 || return 1
+  python3 - "$report" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"]
+modes = {server["host"]: server["mode"] for server in report["servers"]}
+print("demo run 1: modes", modes)
+if not modes or set(modes.values()) != {"strict"}:
+    sys.exit(f"the demo's first run did not leave every server strict: {modes}")
+if summary["verification_failed"] or summary["rolled_back"]:
+    sys.exit(f"the demo's first run was not verified: {summary}")
+PY
+  demo_run 2 || return 1
+  if ! grep -q '^PLAY RECAP' "$log/run2.log" || grep -E 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' "$log/run2.log"; then
+    echo "the demo's second run changed something (or did not finish)" >&2
+    return 1
+  fi
+  echo "demo run 2: changed=0 on every host"
+  bash scripts/lab.sh down
 }
 
 stage_molecule() {
@@ -102,6 +156,7 @@ stage_molecule() {
   done
   tests/fleet/build-images.sh debian12 debian13 # before the parallel runs: one build at a time
   mkdir -p .build/molecule
+  rm -f .build/molecule/timings
   for image in debian12 debian13; do
     (
       status=0
@@ -109,8 +164,10 @@ stage_molecule() {
         start=$SECONDS
         if tests/fleet/molecule.sh "$image" test -s "$scenario" >/dev/null 2>&1; then
           echo "$image/$scenario passed in $((SECONDS - start))s"
+          echo "molecule:$image/$scenario $((SECONDS - start))" >>.build/molecule/timings
         else
           echo "$image/$scenario FAILED after $((SECONDS - start))s (log: .build/molecule/$image-$scenario.log)"
+          echo "molecule:$image/$scenario FAILED:$((SECONDS - start))" >>.build/molecule/timings
           status=1
         fi
       done
@@ -122,6 +179,8 @@ stage_molecule() {
     wait "$pid" || failed=1
   done
   cat .build/molecule/debian12.report .build/molecule/debian13.report
+  local row
+  while read -r row; do timings+=("  $row"); done < <(sort .build/molecule/timings 2>/dev/null)
   if ((failed)); then
     for log in .build/molecule/*-*.log; do
       if grep -q "FAILED\|fatal:" "$log"; then
@@ -137,7 +196,9 @@ for stage in "${stages[@]}"; do
   declare -F "stage_$stage" >/dev/null || { echo "unknown stage: $stage" >&2; exit 2; }
   echo "=== $stage"
   start=$SECONDS
-  "stage_$stage"
-  timings+=("$stage $((SECONDS - start))s")
+  current=$stage
+  "stage_$stage" # errexit holds inside: a failing command ends the run here
+  timings+=("$stage $((SECONDS - start))")
 done
-echo "=== all stages passed: ${timings[*]}"
+current=""
+echo "=== all stages passed"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
@@ -28,6 +29,19 @@ PROFILES = {
 
 # Renew once two thirds of the lifetime have passed, unless told otherwise.
 DEFAULT_RENEW_FRACTION = 2.0 / 3.0
+
+# What the CA certifies, whatever a request says. Keys: RSA of at least 2048
+# bits, EC on P-256 or P-384, Ed25519. CSR signatures: SHA-256 or stronger
+# (Ed25519 signs without a separate hash). At most MAX_SANS names.
+MIN_RSA_BITS = 2048
+ALLOWED_CURVES = ("secp256r1", "secp384r1")
+ALLOWED_CSR_HASHES = ("sha256", "sha384", "sha512")
+MAX_SANS = 32
+# A leaf's common name: one word of letters, digits, '.', '_' and '-'.
+_COMMON_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A DNS SAN as the CA issues it: lower-case LDH labels, no trailing dot, no
+# wildcard.
+_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def profile_for(csr, requested_profile, item_name):
@@ -112,14 +126,109 @@ class SigningPolicy(object):
         return refused
 
 
+def check_public_key(key, item_name):
+    """Refuse a key the CA does not certify (too short, or an unusual curve)."""
+    key_type, size = c.key_type_and_size(key)
+    if key_type == "rsa" and size < MIN_RSA_BITS:
+        raise PkiError("CSR %s has an RSA key of %d bits; the CA certifies RSA keys of at least %d bits, "
+                       "EC P-256 or P-384 keys and Ed25519 keys" % (item_name, size, MIN_RSA_BITS))
+    if key_type == "ec" and key.curve.name not in ALLOWED_CURVES:
+        raise PkiError("CSR %s has an EC key on curve %s; the CA certifies EC keys on P-256 or P-384 only"
+                       % (item_name, key.curve.name))
+
+
+def check_csr_signature_hash(csr, item_name):
+    """Refuse a CSR signed with a weak hash (SHA-1, MD5...)."""
+    algorithm = csr.signature_hash_algorithm
+    if algorithm is not None and algorithm.name not in ALLOWED_CSR_HASHES:
+        raise PkiError("CSR %s is signed with %s; the CA accepts CSR signatures with %s"
+                       % (item_name, algorithm.name.upper(), ", ".join(h.upper() for h in ALLOWED_CSR_HASHES)))
+
+
+def san_syntax_refusals(sans, allow_email=False):
+    """Every SAN of a kind or form the CA never issues, with the reason."""
+    refused = []
+    for name in sans:
+        text = _x509.san_to_string(name)
+        if isinstance(name, x509.DNSName):
+            labels = name.value.split(".")
+            if name.value.startswith("*"):
+                refused.append("%r (no wildcard names)" % text)
+            elif len(name.value) > 253 or not all(_LDH_LABEL.match(label) for label in labels):
+                refused.append("%r (a DNS name is lower-case letters, digits and '-' in dot-separated labels, "
+                               "with no trailing dot)" % text)
+        elif isinstance(name, x509.IPAddress):
+            continue
+        elif isinstance(name, x509.UniformResourceIdentifier):
+            if not name.value.startswith("spiffe://"):
+                refused.append("%r (the only URIs issued are SPIFFE IDs)" % text)
+        elif isinstance(name, x509.RFC822Name):
+            if not allow_email:
+                refused.append("%r (email SANs are not allowed)" % text)
+        else:
+            refused.append("%s %s (only DNS, IP, URI (SPIFFE ID) and email SANs are issued)"
+                           % (type(name).__name__, text))
+    return refused
+
+
+def leaf_common_name(csr, item_name, authorized_common_name=None):
+    """The one CN the CA puts in a leaf's subject; never the CSR's subject copied.
+
+    The caller's authorized name when given (the controller's inventory);
+    else the CSR's, which must then be a subject of exactly one CN.
+    """
+    if authorized_common_name is not None:
+        name = authorized_common_name
+    else:
+        attributes = [attribute for rdn in csr.subject.rdns for attribute in rdn]
+        if len(attributes) != 1 or attributes[0].oid != x509.NameOID.COMMON_NAME:
+            raise PkiError("CSR %s has the subject %r; without a common name from the caller the CA issues "
+                           "only subjects of a single CN" % (item_name, _x509.name_to_string(csr.subject)))
+        name = attributes[0].value
+    if not isinstance(name, str) or not _COMMON_NAME.match(name):
+        raise PkiError("CSR %s: common name %r is not one word of letters, digits, '.', '_' and '-' "
+                       "(at most 64 characters)" % (item_name, name))
+    return name
+
+
+def check_identity(sans, item_name, authorized_sans):
+    """Refuse a CSR whose names are not exactly those the caller authorized."""
+    if authorized_sans is None:
+        return
+    asked = _x509.sorted_san_strings(sans)
+    allowed = _x509.sorted_san_strings(_x509.build_sans(authorized_sans))
+    if asked != allowed:
+        raise PkiError("CSR %s asks for the names %s; this requester may be issued exactly %s"
+                       % (item_name, ", ".join(asked) or "none", ", ".join(allowed) or "none"))
+
+
+def check_validity_days(validity_days, item_name, max_days):
+    """A request may shorten the policy's lifetime, never extend it."""
+    if validity_days is None:
+        return max_days
+    if isinstance(validity_days, bool) or not isinstance(validity_days, int) or validity_days <= 0:
+        raise PkiError("CSR %s: validity_days must be a positive number of days, not %r" % (item_name, validity_days))
+    if validity_days > max_days:
+        raise PkiError("CSR %s asks for %d days of validity; the policy allows at most %d"
+                       % (item_name, validity_days, max_days))
+    return validity_days
+
+
 def check_csr(csr, item_name, policy):
     """The SANs to sign, after refusing what the policy or X.509 rules forbid."""
     if _x509.extension_value(csr, x509.BasicConstraints) is not None and \
             _x509.extension_value(csr, x509.BasicConstraints).ca:
         raise PkiError("CSR %s asks to be a CA; this signer issues leaf certificates only" % item_name)
+    check_public_key(csr.public_key(), item_name)
+    check_csr_signature_hash(csr, item_name)
     sans = _x509.sans_of(csr)
     if not sans:
         raise PkiError("CSR %s has no subjectAltName: TLS clients match names only there" % item_name)
+    if len(sans) > MAX_SANS:
+        raise PkiError("CSR %s asks for %d names; the CA issues at most %d" % (item_name, len(sans), MAX_SANS))
+    refused = san_syntax_refusals(sans, policy.allow_email)
+    if refused:
+        raise PkiError("CSR %s asks for names the CA never issues: %s" % (item_name, "; ".join(refused)))
     for name in sans:
         if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith("spiffe:"):
             _x509.validate_spiffe_id(name.value)
@@ -135,7 +244,10 @@ def validity_window(now, validity_days, backdate_seconds, ca_not_after):
     if validity_days <= 0:
         raise PkiError("validity_days must be positive, not %s" % validity_days)
     not_before = now - datetime.timedelta(seconds=backdate_seconds)
-    not_after = now + datetime.timedelta(days=validity_days)
+    try:
+        not_after = now + datetime.timedelta(days=validity_days)
+    except OverflowError:
+        not_after = ca_not_after
     if not_after > ca_not_after:
         not_after = ca_not_after
     if not_after <= now:

@@ -18,9 +18,10 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 class Request(object):
     """One checked CSR, ready to sign."""
 
-    def __init__(self, name, csr, sans, profile, validity_days, requester):
+    def __init__(self, name, csr, common_name, sans, profile, validity_days, requester):
         self.name = name
         self.csr = csr
+        self.common_name = common_name
         self.sans = sans
         self.profile = profile
         self.validity_days = validity_days
@@ -28,7 +29,14 @@ class Request(object):
 
 
 def check_requests(items, policy, default_profile=None, default_validity_days=90):
-    """Parse and check every item ({name, csr, profile?, validity_days?, requester?})."""
+    """Parse and check every item.
+
+    An item is {name, csr, profile?, validity_days?, requester?, common_name?,
+    subject_alt_names?}. common_name and subject_alt_names are what the
+    caller (the controller, from its inventory) authorizes for the requester:
+    the CSR must ask for exactly those names, and the subject is built from
+    common_name. A request may shorten default_validity_days, never extend it.
+    """
     requests = []
     seen = set()
     for position, item in enumerate(items):
@@ -42,9 +50,11 @@ def check_requests(items, policy, default_profile=None, default_validity_days=90
             raise PkiError("CSR %s has no csr content" % name)
         csr = _x509.load_csr(item["csr"], source="CSR %s" % name)
         sans = _policy.check_csr(csr, name, policy)
+        _policy.check_identity(sans, name, item.get("subject_alt_names"))
+        common_name = _policy.leaf_common_name(csr, name, item.get("common_name"))
         profile = _policy.profile_for(csr, item.get("profile") or default_profile, name)
-        validity_days = item.get("validity_days") or default_validity_days
-        requests.append(Request(name, csr, sans, profile, validity_days, item.get("requester") or name))
+        validity_days = _policy.check_validity_days(item.get("validity_days"), name, default_validity_days)
+        requests.append(Request(name, csr, common_name, sans, profile, validity_days, item.get("requester") or name))
     return requests
 
 
@@ -59,7 +69,7 @@ def sign_requests(requests, ca_cert, ca_key, now, backdate_seconds=300):
         while serial in serials:
             serial = _x509.random_serial()
         serials.add(serial)
-        cert = _x509.build_leaf_certificate(request.csr, ca_cert, ca_key, request.sans,
+        cert = _x509.build_leaf_certificate(request.csr, request.common_name, ca_cert, ca_key, request.sans,
                                             _policy.PROFILES[request.profile], not_before, not_after, serial)
         issued.append((request, cert))
     return issued

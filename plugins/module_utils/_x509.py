@@ -421,8 +421,10 @@ def leaf_key_usage(public_key):
     return usages
 
 
-def build_leaf_certificate(csr, ca_cert, ca_key, sans, extended_key_usages, not_before, not_after, serial):
-    subject_name = csr.subject
+def build_leaf_certificate(csr, common_name, ca_cert, ca_key, sans, extended_key_usages, not_before, not_after,
+                           serial):
+    """A leaf for the CSR's key: the subject is built here (one CN), never copied from the CSR."""
+    subject_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     public_key = csr.public_key()
     builder = _base_builder(subject_name, ca_cert.subject, public_key, not_before, not_after, serial)
     builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

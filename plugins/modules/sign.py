@@ -13,6 +13,11 @@ description:
     (C(run_once) and C(delegate_to) the CA host) with every pending CSR of the fleet.
   - "The batch is all or nothing: every CSR's signature, names and requested usages are checked against the policy before
     the first certificate is signed. A name outside the policy is refused with the CSR's name and the offending SAN."
+  - "The CA decides the identity: with O(csrs[].common_name) and O(csrs[].subject_alt_names) from the caller's records,
+    a CSR asking for any other name is refused, and the subject is always one CN built by the CA, never the CSR's."
+  - "Whatever a request says, the CA certifies only RSA keys of 2048 bits or more, EC keys on P-256 or P-384 and
+    Ed25519 keys, in CSRs signed with SHA-256 or stronger; at most 32 SANs, each a lower-case DNS name (LDH labels, no
+    trailing dot, no wildcard), an IP address, a SPIFFE ID, or an email address where O(allow_email_sans) allows it."
   - "Profiles decide the extended key usage: V(server) (serverAuth), V(client) (clientAuth), V(server_client) (both).
     keyUsage is digitalSignature (plus keyEncipherment for RSA keys), critical; basicConstraints CA:FALSE, critical;
     SKI and AKI are always present."
@@ -58,11 +63,29 @@ options:
         type: str
         choices: [server, client, server_client]
       validity_days:
-        description: Lifetime for this CSR's certificate; overrides O(validity_days).
+        description: Lifetime for this CSR's certificate, at most O(validity_days); a request that asks for more is
+          refused.
         type: int
       requester:
         description: Who asked (host name, ticket...), recorded in the index. Default the item's name.
         type: str
+      common_name:
+        description:
+          - The common name the requester is authorized to carry, from the caller's own records (the controller's
+            inventory), never from the requesting host. The certificate's subject is this single CN.
+          - Without it, the CSR's subject must be a single CN, which is used; any other subject is refused. The CSR's
+            subject is never copied.
+        type: str
+        version_added: 0.2.0
+      subject_alt_names:
+        description:
+          - The names the requester is authorized to be issued (V(DNS:web1), V(IP:10.0.0.5), V(URI:spiffe://td/x)),
+            from the caller's own records. The CSR must ask for exactly these names, or the batch is refused naming
+            the request, what it asked for and what it may be issued.
+          - Without it only the policy options limit the names.
+        type: list
+        elements: str
+        version_added: 0.2.0
   profile:
     description:
       - Profile for CSRs that name none. Without it, a CSR's own extendedKeyUsage picks the profile, and a CSR that states
@@ -247,6 +270,8 @@ def main():
                 profile=dict(type="str", choices=profiles),
                 validity_days=dict(type="int"),
                 requester=dict(type="str"),
+                common_name=dict(type="str"),
+                subject_alt_names=dict(type="list", elements="str"),
             )),
             profile=dict(type="str", choices=profiles),
             validity_days=dict(type="int", default=90),

@@ -166,6 +166,29 @@ build() { # name
   # The stock haproxy.cfg has no proxies, so the unit fails to start. The
   # roles write a real configuration, then enable and start it.
   systemctl --root="$rootfs" --quiet disable haproxy.service
+  # SSH, as on a real fleet: no host key in the image (every host makes its
+  # own at first boot, before sshd starts), keys only, no PAM (no login
+  # sessions to set up in a container, no pam_loginuid to fail). The client's
+  # public key is mounted by whoever starts the container.
+  rm -f "$rootfs"/etc/ssh/ssh_host_*
+  mkdir -p "$rootfs/etc/ssh/sshd_config.d"
+  printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' \
+    'KbdInteractiveAuthentication no' 'UsePAM no' 'UseDNS no' \
+    >"$rootfs/etc/ssh/sshd_config.d/fleet-mtls.conf"
+  cat >"$rootfs/etc/systemd/system/fleet-mtls-ssh-host-keys.service" <<'UNIT'
+[Unit]
+Description=Make this host's own SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  systemctl --root="$rootfs" --quiet enable fleet-mtls-ssh-host-keys.service ssh.service
   # Journal in memory only: nothing to keep across test runs.
   mkdir -p "$rootfs/etc/systemd/journald.conf.d"
   printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' \

@@ -37,7 +37,7 @@ class Pki(object):
     def leaf(self, sans, profile="server_client", not_before=None, not_after=None, key=None):
         key, csr = self.csr(sans, key=key)
         cert = _x509.build_leaf_certificate(
-            csr, self.issuing, self.issuing_key, _x509.sans_of(csr), _policy.PROFILES[profile],
+            csr, _x509.common_name(csr.subject), self.issuing, self.issuing_key, _x509.sans_of(csr), _policy.PROFILES[profile],
             not_before or self.now - DAY, not_after or self.now + 90 * DAY, _x509.random_serial())
         return key, cert
 

@@ -74,7 +74,7 @@ class ProbePki(object):
         key = c.generate_private_key("ec")
         names = _x509.build_sans(sans)
         csr = _x509.build_csr(key, {"CN": sans[0].split(":", 1)[1]}, names, extended_key_usage=ekus)
-        cert = _x509.build_leaf_certificate(csr, ca or self.ca, ca_key or self.ca_key, names, ekus,
+        cert = _x509.build_leaf_certificate(csr, _x509.common_name(csr.subject), ca or self.ca, ca_key or self.ca_key, names, ekus,
                                             not_before or self.now - DAY, not_after or self.now + 30 * DAY,
                                             _x509.random_serial())
         self.certs[name] = cert

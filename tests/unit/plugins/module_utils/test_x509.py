@@ -163,13 +163,13 @@ def test_csr_matches_only_the_same_request(pki):
                                  ["serverAuth"])
 
 
-def test_empty_subject_makes_the_san_critical(pki):
+def test_the_leaf_subject_is_built_not_copied_from_the_csr(pki):
     key = c.generate_private_key("ec")
-    csr = _x509.build_csr(key, {}, _x509.build_sans(["DNS:only-san.lab"]))
-    assert critical(csr, x509.SubjectAlternativeName)
-    cert = _x509.build_leaf_certificate(csr, pki.issuing, pki.issuing_key, _x509.sans_of(csr), ["serverAuth"],
-                                        pki.now - DAY, pki.now + DAY, _x509.random_serial())
-    assert critical(cert, x509.SubjectAlternativeName)
+    csr = _x509.build_csr(key, {"O": "evil", "CN": "admin.evil.example.com"}, _x509.build_sans(["DNS:web1.lab"]))
+    cert = _x509.build_leaf_certificate(csr, "web1", pki.issuing, pki.issuing_key, _x509.sans_of(csr),
+                                        ["serverAuth"], pki.now - DAY, pki.now + DAY, _x509.random_serial())
+    assert cert.subject.rfc4514_string() == "CN=web1"
+    assert not critical(cert, x509.SubjectAlternativeName)
 
 
 def test_tampered_csr_is_refused(pki):
@@ -237,7 +237,7 @@ def test_verify_chain_honours_path_length(pki):
                                      issuer_cert=pki.issuing, issuer_key=pki.issuing_key)
     key = c.generate_private_key("ec")
     csr = _x509.build_csr(key, {"CN": "x"}, _x509.build_sans(["DNS:x.lab"]))
-    leaf = _x509.build_leaf_certificate(csr, sub, sub_key, _x509.sans_of(csr), ["serverAuth"], pki.now - DAY,
+    leaf = _x509.build_leaf_certificate(csr, _x509.common_name(csr.subject), sub, sub_key, _x509.sans_of(csr), ["serverAuth"], pki.now - DAY,
                                         pki.now + DAY, _x509.random_serial())
     ok, error, _path = _x509.verify_chain(leaf, [sub, pki.issuing], [pki.root])
     assert not ok and "path length" in error

@@ -221,7 +221,7 @@ def sign(pki, requests):
     signed = []
     for request in requests:
         csr = _x509.load_csr(request["csr"].encode("ascii"))
-        cert = _x509.build_leaf_certificate(csr, pki.issuing, pki.issuing_key, _x509.sans_of(csr),
+        cert = _x509.build_leaf_certificate(csr, _x509.common_name(csr.subject), pki.issuing, pki.issuing_key, _x509.sans_of(csr),
                                             _policy.PROFILES[request["profile"]], pki.now - DAY, pki.now + 90 * DAY,
                                             _x509.random_serial())
         signed.append(dict(name=request["name"], certificate=_x509.certificate_pem(cert).decode("ascii"),
