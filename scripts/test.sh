@@ -125,6 +125,11 @@ stage_demo() {
   bash scripts/lab.sh down
   rm -f "$report"
   demo_run 1 || return 1
+  # The runbook: the gate refused strict mode naming the legacy caller, before the fix.
+  if ! grep -q 'named the legacy caller' "$log/run1.log"; then
+    echo "the demo's first run did not show the gate naming the legacy caller" >&2
+    return 1
+  fi
   python3 - "$report" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -135,6 +140,10 @@ if not modes or set(modes.values()) != {"strict"}:
     sys.exit(f"the demo's first run did not leave every server strict: {modes}")
 if summary["verification_failed"] or summary["rolled_back"]:
     sys.exit(f"the demo's first run was not verified: {summary}")
+counts = {server["host"]: (server["adoption"] or {}).get("requests", 0) for server in report["servers"]}
+print("demo run 1: requests counted", counts)
+if not all(counts.values()):
+    sys.exit(f"the demo's report counted no request on some server: {counts}")
 PY
   demo_run 2 || return 1
   if ! grep -q '^PLAY RECAP' "$log/run2.log" || grep -E 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' "$log/run2.log"; then

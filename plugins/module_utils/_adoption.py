@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import datetime
 import functools
+import hmac
 import ipaddress
 import json
 import os
@@ -39,7 +40,10 @@ OUTCOMES = (VALID, NONE, FAILED)
 # Debian's delaycompress).
 ROTATED_SUFFIX = ".1"
 
-Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity user_agent")
+# How many user agents a client's result names (the most frequent first).
+MAX_USER_AGENTS = 3
+
+Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity user_agent probe")
 
 _MONTHS = dict((name, number) for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1))
@@ -97,19 +101,22 @@ def address_sort_key(text):
     return (0, address.version, int(address), text)
 
 
+class InvalidLine(ValueError):
+    """A line that should hold an access record (it has a JSON object) but does not hold a readable one."""
+
+
 def parse_line(line, local_timezone=None):
-    """The access record in one log line, or None when the line holds none.
+    """The access record in one log line, or None for a line of text that holds none (HAProxy's own notices).
 
     The JSON object may follow a prefix (a syslog header), so it is read from
-    the first ``{``. HAProxy 2.6's connection errors carry a local time without
-    offset: it is read in ``local_timezone`` (default: this host's, which is
-    the one HAProxy wrote it in).
+    the first ``{``; a line with one that is not a readable record raises
+    InvalidLine, saying why. HAProxy 2.6's connection errors carry a local
+    time without offset: it is read in ``local_timezone`` (default: this
+    host's, which is the one HAProxy wrote it in).
     """
     start = line.find("{")
     if start != -1:
-        record = _json_record(line[start:])
-        if record is not None:
-            return record
+        return _json_record(line[start:])
     return _haproxy_connection_error(line, local_timezone)
 
 
@@ -136,19 +143,22 @@ def _parse_log_time(text):
 def _json_record(text):
     try:
         entry = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(entry, dict) or "tls_client_verify" not in entry:
-        return None
+    except ValueError as exc:
+        raise InvalidLine("not JSON (%s)" % exc)
+    if not isinstance(entry, dict):
+        raise InvalidLine("not a JSON object")
+    if "tls_client_verify" not in entry:
+        raise InvalidLine("no tls_client_verify field")
     time = _log_time(entry.get("time"))
     if time is None:
-        return None
+        raise InvalidLine("no readable time (%r)" % (entry.get("time"),))
     outcome, reason = classify(entry["tls_client_verify"])
     identity = ""
     if outcome != NONE:
         identity = _text(entry.get("tls_client_spiffe_id")) or _text(entry.get("tls_client_subject"))
     return Record(time, _text(entry.get("server")), _text(entry.get("site")),
-                  normalize_address(entry.get("client_addr")), outcome, reason, identity, _text(entry.get("user_agent")))
+                  normalize_address(entry.get("client_addr")), outcome, reason, identity, _text(entry.get("user_agent")),
+                  _text(entry.get("probe")))
 
 
 def _haproxy_connection_error(line, local_timezone):
@@ -166,7 +176,7 @@ def _haproxy_connection_error(line, local_timezone):
     else:
         time = local.astimezone(c.UTC)  # a naive datetime is taken as this host's local time
     return Record(time, "haproxy", match.group("frontend"), normalize_address(match.group("addr")), FAILED,
-                  match.group("error").strip(), "", "")
+                  match.group("error").strip(), "", "", "")
 
 
 def _counts():
@@ -180,6 +190,7 @@ class _Client(object):
         self.identity = identity
         self.counts = _counts()
         self.failure_reasons = collections.Counter()
+        self.user_agents = collections.Counter()
         self.first_seen = None
         self.last_seen = None
         self.sites = set()
@@ -188,6 +199,9 @@ class _Client(object):
         self.counts[record.outcome] += 1
         if record.reason is not None:
             self.failure_reasons[record.reason] += 1
+        if record.outcome != VALID and record.user_agent:
+            # Only to tell an operator which program it is: a client chooses its user agent.
+            self.user_agents[record.user_agent] += 1
         if self.first_seen is None or record.time < self.first_seen:
             self.first_seen = record.time
         if self.last_seen is None or record.time > self.last_seen:
@@ -197,6 +211,8 @@ class _Client(object):
     def result(self):
         return dict(client_addr=self.client_addr, identity=self.identity, requests=sum(self.counts.values()),
                     failure_reasons=dict(sorted(self.failure_reasons.items())),
+                    user_agents=[agent for agent, _count in sorted(
+                        self.user_agents.items(), key=lambda item: (-item[1], item[0]))[:MAX_USER_AGENTS]],
                     first_seen=c.isoformat(self.first_seen), last_seen=c.isoformat(self.last_seen),
                     sites=sorted(self.sites), **self.counts)
 
@@ -204,18 +220,20 @@ class _Client(object):
 class AdoptionCounter(object):
     """Counts of records in the window [since, until): per client, per site and in total.
 
-    Records whose user agent starts with one of exclude_user_agents (the
-    fleet's own probes) are counted apart, in ``excluded``: they are not clients.
+    Records that carry probe_token (the fleet's own probes send it in a
+    header, which the servers log as ``probe``) are counted apart, in
+    ``excluded``: they are not clients. Nothing else a client can choose
+    (a user agent, a path) leaves a record out.
     """
 
     OUTSIDE_WINDOW = "outside_window"
     EXCLUDED = "excluded"
     COUNTED = "records"
 
-    def __init__(self, since=None, until=None, exclude_user_agents=()):
+    def __init__(self, since=None, until=None, probe_token=None):
         self.since = since
         self.until = until
-        self.exclude_user_agents = tuple(agent for agent in exclude_user_agents if agent)
+        self.probe_token = probe_token.encode("utf-8") if probe_token else None
         self.excluded = 0
         self.totals = _counts()
         self.failure_reasons = collections.Counter()
@@ -231,7 +249,7 @@ class AdoptionCounter(object):
         """Count one record; which of COUNTED, OUTSIDE_WINDOW and EXCLUDED it was."""
         if not self.in_window(record.time):
             return self.OUTSIDE_WINDOW
-        if self.exclude_user_agents and record.user_agent.startswith(self.exclude_user_agents):
+        if self.probe_token and record.probe and hmac.compare_digest(record.probe.encode("utf-8"), self.probe_token):
             self.excluded += 1
             return self.EXCLUDED
         self.totals[record.outcome] += 1
@@ -313,39 +331,55 @@ def _open_log(path):
         raise PkiError("cannot read access log %s: %s" % (path, exc.strerror or exc))
 
 
-def read_log(handle, path, counter, local_timezone=None):
-    """Feed every record of an open log to counter; the file's own counts."""
-    stats = dict(path=path, records=0, outside_window=0, excluded=0, lines_skipped=0)
+def read_log(handle, path, counter, local_timezone=None, invalid_lines="fail"):
+    """Feed every record of an open log to counter; the file's own counts.
+
+    A line that should hold a record and does not fails the read, naming the
+    file and the line, unless invalid_lines is "skip" (then it is counted in
+    ``lines_invalid``): a log that cannot be read is no evidence.
+    """
+    stats = dict(path=path, records=0, outside_window=0, excluded=0, lines_skipped=0, lines_invalid=0)
+    number = 0
     try:
-        for raw in handle:
+        for number, raw in enumerate(handle, 1):
             line = raw.decode("utf-8", "replace").strip()
             if not line:
                 continue
-            record = parse_line(line, local_timezone)
+            try:
+                record = parse_line(line, local_timezone)
+            except InvalidLine as exc:
+                if invalid_lines != "skip":
+                    # Not the line itself: it may carry what a probe sent.
+                    raise PkiError("access log %s, line %d: %s; the log is no evidence until it is fixed "
+                                   "(or read it with invalid_lines=skip)" % (path, number, exc))
+                stats["lines_invalid"] += 1
+                continue
             if record is None:
                 stats["lines_skipped"] += 1
             else:
                 stats[counter.add(record)] += 1
     except OSError as exc:
-        raise PkiError("cannot read access log %s: %s" % (path, exc.strerror or exc))
+        raise PkiError("cannot read access log %s (after line %d): %s" % (path, number, exc.strerror or exc))
     return stats
 
 
-def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on_missing=False,
-                   local_timezone=None, exclude_user_agents=()):
+def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on_missing=True,
+                   local_timezone=None, probe_token=None, invalid_lines="fail"):
     """The module's result (without changed) for the access logs at paths.
 
-    A missing log is listed in ``missing_paths``, or an error with
-    fail_on_missing. With include_rotated, ``<path>.1`` is read too when it
+    A missing log is an error, or with fail_on_missing false is listed in
+    ``missing_paths``. With include_rotated, ``<path>.1`` is read too when it
     exists (it is never reported missing).
     """
     if not paths:
         raise PkiError("paths must name at least one access log")
+    if invalid_lines not in ("fail", "skip"):
+        raise PkiError("invalid_lines must be fail or skip, not %r" % (invalid_lines,))
     since_time = parse_bound(since, "since")
     until_time = parse_bound(until, "until")
     if since_time is not None and until_time is not None and since_time >= until_time:
         raise PkiError("since (%s) must be before until (%s)" % (c.isoformat(since_time), c.isoformat(until_time)))
-    counter = AdoptionCounter(since_time, until_time, exclude_user_agents)
+    counter = AdoptionCounter(since_time, until_time, probe_token)
     files = []
     missing_paths = []
     opened = set()
@@ -357,7 +391,8 @@ def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on
             if handle is None:
                 if required and candidate not in missing_paths:
                     if fail_on_missing:
-                        raise PkiError("access log %s does not exist" % candidate)
+                        raise PkiError("access log %s does not exist: nothing can be observed there (is the "
+                                       "service installed and its log where the role wrote it?)" % candidate)
                     missing_paths.append(candidate)
                 continue
             with handle:
@@ -366,12 +401,13 @@ def count_adoption(paths, since=None, until=None, include_rotated=False, fail_on
                 if (status.st_dev, status.st_ino) in opened:
                     continue
                 opened.add((status.st_dev, status.st_ino))
-                files.append(read_log(handle, candidate, counter, local_timezone))
+                files.append(read_log(handle, candidate, counter, local_timezone, invalid_lines))
     result = counter.result()
     result.update(
         files=files,
         missing_paths=missing_paths,
         lines_skipped=sum(stats["lines_skipped"] for stats in files),
+        lines_invalid=sum(stats["lines_invalid"] for stats in files),
         records_outside_window=sum(stats["outside_window"] for stats in files),
     )
     return result

@@ -38,10 +38,13 @@ ALLOWED_CURVES = ("secp256r1", "secp384r1")
 ALLOWED_CSR_HASHES = ("sha256", "sha384", "sha512")
 MAX_SANS = 32
 # A leaf's common name: one word of letters, digits, '.', '_' and '-'.
-_COMMON_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Public: the service roles check allow-list entries against it (filter
+# fleet.mtls.identity_refusals), so that an entry is always a name the CA
+# could issue. Used with fullmatch: "$" would let a trailing newline in.
+COMMON_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A DNS SAN as the CA issues it: lower-case LDH labels, no trailing dot, no
 # wildcard.
-_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LDH_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def profile_for(csr, requested_profile, item_name):
@@ -154,7 +157,7 @@ def san_syntax_refusals(sans, allow_email=False):
             labels = name.value.split(".")
             if name.value.startswith("*"):
                 refused.append("%r (no wildcard names)" % text)
-            elif len(name.value) > 253 or not all(_LDH_LABEL.match(label) for label in labels):
+            elif len(name.value) > 253 or not all(_LDH_LABEL.fullmatch(label) for label in labels):
                 refused.append("%r (a DNS name is lower-case letters, digits and '-' in dot-separated labels, "
                                "with no trailing dot)" % text)
         elif isinstance(name, x509.IPAddress):
@@ -185,7 +188,7 @@ def leaf_common_name(csr, item_name, authorized_common_name=None):
             raise PkiError("CSR %s has the subject %r; without a common name from the caller the CA issues "
                            "only subjects of a single CN" % (item_name, _x509.name_to_string(csr.subject)))
         name = attributes[0].value
-    if not isinstance(name, str) or not _COMMON_NAME.match(name):
+    if not isinstance(name, str) or not COMMON_NAME.fullmatch(name):
         raise PkiError("CSR %s: common name %r is not one word of letters, digits, '.', '_' and '-' "
                        "(at most 64 characters)" % (item_name, name))
     return name

@@ -19,9 +19,11 @@ description:
   - "A handshake refused for its client certificate is logged with status 0 and counts as a request. HAProxy 2.6 has no
     C(error-log-format) and writes such a connection as a line of text (V(10.0.0.4:51738 [26/Nov/2026:21:40:40.842]
     strict/1: SSL handshake failure)); that line is counted as a failure too, with the error as its reason."
-  - The files are read line by line, keeping only counts. A line that holds no access record (blank lines aside) is
-    counted in C(lines_skipped); a JSON object is looked for from the first V({) of a line, so a syslog prefix does
-    no harm.
+  - The files are read line by line, keeping only counts. A JSON object is looked for from the first V({) of a line, so
+    a syslog prefix does no harm. A line with one that is not a readable access record (not JSON, no
+    C(tls_client_verify), no readable C(time)) fails the task, naming the file and the line, since a log that cannot be
+    read is no evidence (see O(invalid_lines)). A line of text without one (HAProxy's own notices) is counted in
+    C(lines_skipped).
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
@@ -31,7 +33,7 @@ options:
     description:
       - The access logs to read, e.g. V(/var/log/nginx/fleet-mtls-access.log), V(/var/log/haproxy/access.log),
         V(/var/log/<service>/access.json). A file named twice (or through a link) is read once.
-      - A file that does not exist is listed in C(missing_paths), or fails the task with O(fail_on_missing).
+      - A file that does not exist fails the task, or with O(fail_on_missing=false) is listed in C(missing_paths).
     type: list
     elements: path
     required: true
@@ -53,20 +55,28 @@ options:
     type: bool
     default: false
   fail_on_missing:
-    description: Fail when a log in O(paths) does not exist, instead of listing it in C(missing_paths).
-    type: bool
-    default: false
-  exclude_user_agents:
     description:
-      - Requests whose C(User-Agent) (the log's C(user_agent) field) starts with one of these are not counted as
-        clients, only in C(records_excluded).
-      - Meant for the fleet's own checks, e.g. V(fleet.mtls-tls_probe), the user agent of M(fleet.mtls.tls_probe). A
-        verification that asks a C(permissive) server whether it still serves a client without a certificate must
-        not be taken for such a client by the next observation.
-      - A refused handshake carries no user agent and is always counted.
-    type: list
-    elements: str
-    default: []
+      - Fail when a log in O(paths) does not exist. With V(false), it is listed in C(missing_paths) instead, and counts
+        as no request.
+    type: bool
+    default: true
+  invalid_lines:
+    description:
+      - What a line that should hold an access record and does not (see the description) does. V(fail) fails the task
+        with the file and line number; V(skip) counts it in C(lines_invalid), for a report over a damaged log. A gate
+        must never use V(skip).
+    type: str
+    choices: [fail, skip]
+    default: fail
+  probe_token:
+    description:
+      - Requests whose log field C(probe) equals this secret are the fleet's own checks, not clients. They are counted
+        only in C(records_excluded).
+      - The P(fleet.mtls.verify#role) role sends its token (C(mtls_probe_token)) in the C(X-Fleet-Mtls-Probe) header,
+        which the three service roles log as C(probe). A client does not know it, so no header, user agent or path it
+        chooses leaves its requests out; a user agent is never trusted for this.
+      - A refused handshake carries no header and is always counted.
+    type: str
 notes:
   - The logs are readable by root and the C(adm) group only; run the module with C(become).
   - Clients are told apart by address and identity (the SPIFFE ID when the log has one, otherwise the certificate's
@@ -154,6 +164,7 @@ clients:
       none: 0
       failed: 0
       failure_reasons: {}
+      user_agents: []
       first_seen: "2026-11-27T00:00:03Z"
       last_seen: "2026-11-27T23:59:58Z"
       sites: [api]
@@ -164,6 +175,7 @@ clients:
       none: 20
       failed: 0
       failure_reasons: {}
+      user_agents: [legacy-report/2.1]
       first_seen: "2026-11-27T06:10:00Z"
       last_seen: "2026-11-27T18:10:00Z"
       sites: [api, inventory]
@@ -190,6 +202,13 @@ clients:
     failure_reasons:
       description: Failed records by reason.
       type: dict
+    user_agents:
+      description:
+        - The user agents of its requests without a valid certificate, the most frequent first (three at most), to
+          tell an operator which program on that host still calls without one. A client chooses its user agent, so
+          nothing is decided by it.
+      type: list
+      elements: str
     first_seen:
       description: Time of the client's first record in the window (UTC).
       type: str
@@ -267,8 +286,10 @@ files:
   type: list
   elements: dict
   sample:
-    - {path: /var/log/nginx/fleet-mtls-access.log.1, records: 800, outside_window: 3120, excluded: 0, lines_skipped: 0}
-    - {path: /var/log/nginx/fleet-mtls-access.log, records: 720, outside_window: 0, excluded: 4, lines_skipped: 0}
+    - {path: /var/log/nginx/fleet-mtls-access.log.1, records: 800, outside_window: 3120, excluded: 0, lines_skipped: 0,
+       lines_invalid: 0}
+    - {path: /var/log/nginx/fleet-mtls-access.log, records: 720, outside_window: 0, excluded: 4, lines_skipped: 0,
+       lines_invalid: 0}
   contains:
     path:
       description: The file.
@@ -280,21 +301,29 @@ files:
       description: Records before O(since) or not before O(until).
       type: int
     excluded:
-      description: Records in the window left out by O(exclude_user_agents).
+      description: Records in the window left out by O(probe_token).
       type: int
     lines_skipped:
-      description: Lines that hold no access record.
+      description: Lines of text that hold no access record.
+      type: int
+    lines_invalid:
+      description: Lines that should hold a record and do not, with O(invalid_lines=skip).
       type: int
 missing_paths:
-  description: The files in O(paths) that do not exist.
+  description: The files in O(paths) that do not exist (only with O(fail_on_missing=false)).
   returned: always
   type: list
   elements: str
   sample: [/var/log/haproxy/access.log]
 lines_skipped:
   description:
-    - Lines, over all files, that hold no access record (not JSON, no C(tls_client_verify), no readable C(time)).
-      HAProxy's own notices (V(Proxy <name> stopped ...)) are among them.
+    - "Lines of text, over all files, that hold no access record and no JSON object: HAProxy's own notices
+      (V(Proxy <name> stopped ...))."
+  returned: always
+  type: int
+  sample: 0
+lines_invalid:
+  description: Lines, over all files, that should hold a record and do not, counted with O(invalid_lines=skip).
   returned: always
   type: int
   sample: 0
@@ -304,7 +333,7 @@ records_outside_window:
   type: int
   sample: 3120
 records_excluded:
-  description: Records, over all files, in the window but left out by O(exclude_user_agents).
+  description: Records, over all files, in the window but left out as the fleet's own probes (O(probe_token)).
   returned: always
   type: int
   sample: 4
@@ -320,7 +349,8 @@ def count_adoption(module):
     params = module.params
     result = _adoption.count_adoption(
         params["paths"], since=params["since"], until=params["until"], include_rotated=params["include_rotated"],
-        fail_on_missing=params["fail_on_missing"], exclude_user_agents=params["exclude_user_agents"])
+        fail_on_missing=params["fail_on_missing"], probe_token=params["probe_token"],
+        invalid_lines=params["invalid_lines"])
     result["changed"] = False
     return result
 
@@ -333,8 +363,9 @@ def main():
             since=dict(type="str"),
             until=dict(type="str"),
             include_rotated=dict(type="bool", default=False),
-            fail_on_missing=dict(type="bool", default=False),
-            exclude_user_agents=dict(type="list", elements="str", default=[]),
+            fail_on_missing=dict(type="bool", default=True),
+            invalid_lines=dict(type="str", choices=["fail", "skip"], default="fail"),
+            probe_token=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
     )

@@ -90,6 +90,15 @@ options:
     description:
       - Further request headers; they replace the defaults of the same name (C(User-Agent), C(Accept), C(Connection)).
     type: dict
+  probe_token:
+    description:
+      - A secret sent in the C(X-Fleet-Mtls-Probe) request header, which the P(fleet.mtls.nginx#role),
+        P(fleet.mtls.haproxy#role) and P(fleet.mtls.python_service#role) roles log as C(probe), so that
+        M(fleet.mtls.adoption_info) (O(fleet.mtls.adoption_info#module:probe_token)) leaves the fleet's own probes out of
+        the clients it counts. The P(fleet.mtls.verify#role) role sends C(mtls_probe_token).
+      - Hidden from the task's output. Sent only in the request of the verified attempt, so it needs O(http_path) and
+        O(ca_bundle_path), so that a server that does not verify never receives it.
+    type: str
   body_bytes:
     description: How many bytes of the response body to read at most.
     type: int
@@ -265,11 +274,18 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _probe
 
 
+# The header the service roles log as "probe".
+PROBE_HEADER = "X-Fleet-Mtls-Probe"
+
+
 def http_request(params):
     if params["http_path"] is None:
         return None
-    return dict(method=params["http_method"], path=params["http_path"], host=params["http_host"],
-                headers=params["http_headers"])
+    headers = dict(params["http_headers"] or {})
+    if params["probe_token"]:
+        headers = dict((name, value) for name, value in headers.items() if name.lower() != PROBE_HEADER.lower())
+        headers[PROBE_HEADER] = params["probe_token"]
+    return dict(method=params["http_method"], path=params["http_path"], host=params["http_host"], headers=headers)
 
 
 def run_probe(module):
@@ -310,11 +326,13 @@ def main():
             http_method=dict(type="str"),
             http_host=dict(type="str"),
             http_headers=dict(type="dict"),
+            probe_token=dict(type="str", no_log=True),
             body_bytes=dict(type="int", default=4096),
             expect=dict(type="dict", default={}),
         ),
         required_by={"client_key_path": "client_cert_path", "client_key_passphrase": "client_cert_path",
-                     "http_method": "http_path", "http_host": "http_path", "http_headers": "http_path"},
+                     "http_method": "http_path", "http_host": "http_path", "http_headers": "http_path",
+                     "probe_token": ["http_path", "ca_bundle_path"]},
         supports_check_mode=True,
     )
     _module.run(module, run_probe)

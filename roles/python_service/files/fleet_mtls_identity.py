@@ -37,7 +37,8 @@ import ssl
 import threading
 import time
 
-__all__ = ["IdentityMiddleware", "peer_identity", "configure", "AccessLog", "pin_server_certificate"]
+__all__ = ["IdentityMiddleware", "peer_identity", "configure", "create_access_log", "AccessLog",
+           "pin_server_certificate"]
 
 ENVIRON_KEYS = {
     "verify": "fleet_mtls.verify",
@@ -80,20 +81,26 @@ def _subject_string(subject):
 
 
 def describe_peer_certificate(cert):
-    """The identity in a certificate as ``ssl.SSLSocket.getpeercert()`` returns it (a dict)."""
+    """The identity in a certificate as ``ssl.SSLSocket.getpeercert()`` returns it (a dict).
+
+    ``common_name`` is set only for a subject of exactly one CN and nothing
+    else (the subject the fleet's CA builds), ``spiffe_id`` only for a
+    certificate with exactly one SPIFFE URI: a subject with two CNs, or two
+    SPIFFE IDs, names nobody, so that no allow-list entry can match it.
+    """
     if not cert:
         return {"verify": "NONE", "subject": "", "common_name": "", "spiffe_id": "", "serial": ""}
+    attributes = [attribute for rdn in cert.get("subject", ()) for attribute in rdn]
     common_name = ""
-    for rdn in cert.get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                common_name = value
-    spiffe_ids = [value for kind, value in cert.get("subjectAltName", ()) if kind == "URI" and value.startswith("spiffe://")]
+    if len(attributes) == 1 and attributes[0][0] == "commonName":
+        common_name = attributes[0][1]
+    spiffe_ids = [value for kind, value in cert.get("subjectAltName", ())
+                  if kind == "URI" and value.startswith("spiffe://")]
     return {
         "verify": "SUCCESS",
         "subject": _subject_string(cert.get("subject", ())),
         "common_name": common_name,
-        "spiffe_id": spiffe_ids[0] if spiffe_ids else "",
+        "spiffe_id": spiffe_ids[0] if len(spiffe_ids) == 1 else "",
         "serial": (cert.get("serialNumber") or "").upper(),
     }
 
@@ -159,8 +166,9 @@ class IdentityMiddleware:
     """WSGI middleware: identity in the environ, optional allow-list (403), JSON access log.
 
     ``allowed_spiffe_ids`` and ``allowed_common_names``: when either is not
-    empty, a caller with a certificate must match one entry of either list or
-    gets 403. A caller without a certificate (possible only in permissive
+    empty, a caller with a certificate must match one entry of either list
+    exactly (its one SPIFFE ID, or the one CN of a one-CN subject; see
+    describe_peer_certificate) or gets 403. A caller without a certificate (possible only in permissive
     mode) is not judged by the allow-list: permissive exists to serve such
     callers while they move to certificates.
     """
@@ -176,7 +184,8 @@ class IdentityMiddleware:
             return True
         if not (self.allowed_spiffe_ids or self.allowed_common_names):
             return True
-        return identity["spiffe_id"] in self.allowed_spiffe_ids or identity["common_name"] in self.allowed_common_names
+        return ((identity["spiffe_id"] != "" and identity["spiffe_id"] in self.allowed_spiffe_ids)
+                or (identity["common_name"] != "" and identity["common_name"] in self.allowed_common_names))
 
     def __call__(self, environ, start_response):
         identity = peer_identity(environ)
@@ -192,7 +201,8 @@ class IdentityMiddleware:
                     code = 0
                 self.access_log.write(client_addr, identity, code,
                                       method=environ.get("REQUEST_METHOD", ""), path=environ.get("PATH_INFO", ""),
-                                      user_agent=environ.get("HTTP_USER_AGENT", ""))
+                                      user_agent=environ.get("HTTP_USER_AGENT", ""),
+                                      probe=environ.get("HTTP_X_FLEET_MTLS_PROBE", ""))
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -216,6 +226,13 @@ def configure(access_log_path="", site="", allowed_spiffe_ids=(), allowed_common
     _settings["access_log"] = AccessLog(access_log_path, site=site) if access_log_path else None
     _settings["allowed_spiffe_ids"] = tuple(allowed_spiffe_ids)
     _settings["allowed_common_names"] = tuple(allowed_common_names)
+
+
+def create_access_log():
+    """Create the configured access log if it does not exist yet (mode 0640), without writing to it."""
+    log = _settings["access_log"]
+    if log is not None and log.path:
+        os.close(os.open(log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
 
 
 def wrap(app):

@@ -4,7 +4,8 @@ current certificate and configuration.
 
 usage: mtls_load.py --ca CA [--cert CERT --key KEY] --stop STOP_FILE
                     [--max-seconds S] [--max-requests N] [--pause S]
-                    [--path /] [--expect-body TEXT] HOST:PORT [HOST:PORT ...]
+                    [--path /] [--expect-body TEXT] [--user-agent NAME]
+                    HOST:PORT [HOST:PORT ...]
 
 Without --cert the caller presents no client certificate (a caller the
 rollout must notice). Each thread stops once STOP_FILE exists, after
@@ -32,6 +33,7 @@ parser.add_argument("--max-requests", type=int, default=0, help="per server; 0: 
 parser.add_argument("--pause", type=float, default=0.0, help="seconds between two requests of a thread")
 parser.add_argument("--path", default="/")
 parser.add_argument("--expect-body", default="")
+parser.add_argument("--user-agent", default="fleet-mtls-load", help="names the caller in the servers' logs")
 parser.add_argument("targets", nargs="+", metavar="HOST:PORT")
 args = parser.parse_args()
 
@@ -55,7 +57,7 @@ def load(target):
         try:
             conn.connect()
             serial = conn.sock.getpeercert()["serialNumber"]
-            conn.request("GET", args.path)
+            conn.request("GET", args.path, headers={"User-Agent": args.user_agent})
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -110,7 +111,7 @@ def test_each_format_parses_to_a_record():
         ("haproxy_none", HAPROXY_NONE), ("haproxy_error", HAPROXY_ERROR_LOG), ("haproxy_26", HAPROXY_26_REFUSED),
         ("python_success", PYTHON_SUCCESS), ("python_refused", PYTHON_REFUSED)]}
     assert records["nginx_none"] == _adoption.Record(t("2026-11-27T00:22:36Z"), "nginx", "api", "10.0.0.35",
-                                                     "none", None, "", "curl/7.88.1")
+                                                     "none", None, "", "curl/7.88.1", "")
     assert records["nginx_success"].outcome == "valid"
     assert records["nginx_success"].identity == "CN=client1,O=Example"
     assert (records["nginx_failed"].outcome, records["nginx_failed"].reason, records["nginx_failed"].identity) == (
@@ -119,9 +120,9 @@ def test_each_format_parses_to_a_record():
     assert records["haproxy_none"].site == "permissive"
     assert records["haproxy_none"].user_agent == "fleet.mtls-tls_probe"
     assert records["haproxy_error"] == _adoption.Record(t("2026-11-27T00:23:02Z"), "haproxy", "strict", "10.0.0.10",
-                                                        "failed", "SSL client certificate not trusted", "CN=rogue", "")
+                                                        "failed", "SSL client certificate not trusted", "CN=rogue", "", "")
     assert records["haproxy_26"] == _adoption.Record(t("2026-11-27T00:23:03.842Z"), "haproxy", "strict", "10.0.0.4",
-                                                     "failed", "SSL handshake failure", "", "")
+                                                     "failed", "SSL handshake failure", "", "", "")
     # The SPIFFE ID is the identity when there is one; +01:00 is read as such.
     assert records["python_success"].identity == "spiffe://lab.internal/client/client1"
     assert records["python_success"].time == t("2026-11-27T00:24:00.125Z")
@@ -149,16 +150,39 @@ def test_json_after_a_syslog_prefix():
 @pytest.mark.parametrize("line", [
     HAPROXY_NOTICE,
     "not a log line",
-    NGINX_NONE[:80],  # cut short, as a line still being written
-    '{"time":"2026-11-27T00:22:36+00:00","server":"nginx","status":200}',  # no tls_client_verify
-    NGINX_NONE.replace("2026-11-27T00:22:36+00:00", "yesterday"),
-    NGINX_NONE.replace('"2026-11-27T00:22:36+00:00"', "1795825356"),
-    '["a", "list"]',
     "10.0.0.4:51738 [27/Foo/2026:00:23:03.842] strict/1: SSL handshake failure",
     "10.0.0.4:51738 [31/Nov/2026:00:23:03.842] strict/1: SSL handshake failure",
 ])
-def test_lines_without_an_access_record(line):
+def test_lines_of_text_without_an_access_record(line):
     assert _adoption.parse_line(line, UTC) is None
+
+
+@pytest.mark.parametrize("line, why", [
+    (NGINX_NONE[:80], "not JSON"),  # cut short, as a line still being written
+    ('{"time":"2026-11-27T00:22:36+00:00","server":"nginx","status":200}', "no tls_client_verify"),
+    (NGINX_NONE.replace("2026-11-27T00:22:36+00:00", "yesterday"), "no readable time"),
+    (NGINX_NONE.replace('"2026-11-27T00:22:36+00:00"', "1795825356"), "no readable time"),
+    # A site name with a quote in it, written into nginx's log_format unescaped.
+    (NGINX_NONE.replace('"site":"api"', '"site":"a"pi"'), "not JSON"),
+    ('{"a": "list"', "not JSON"),
+    ('x {"a": 1}', "no tls_client_verify"),
+])
+def test_lines_that_should_hold_a_record_and_do_not(line, why):
+    with pytest.raises(_adoption.InvalidLine, match=why):
+        _adoption.parse_line(line, UTC)
+
+
+def test_an_unreadable_line_fails_the_count_naming_file_and_line(tmp_path):
+    broken = NGINX_NONE.replace('"site":"api"', '"site":"a"pi"').replace("10.0.0.35", "SECRET-IN-LINE")
+    log = write_log(tmp_path / "access.log", NGINX_SUCCESS, "", broken, NGINX_SUCCESS)
+    with pytest.raises(PkiError, match=r"access log %s, line 3: not JSON" % re.escape(log)) as failure:
+        _adoption.count_adoption([log])
+    assert "SECRET-IN-LINE" not in str(failure.value)
+    # A report over a damaged log may read on, counting the line apart.
+    skipped = _adoption.count_adoption([log], invalid_lines="skip")
+    assert skipped["totals"]["valid"] == 2 and skipped["lines_invalid"] == 1 and skipped["lines_skipped"] == 0
+    with pytest.raises(PkiError, match="invalid_lines must be fail or skip"):
+        _adoption.count_adoption([log], invalid_lines="ignore")
 
 
 def test_addresses_are_normalized_and_sorted_numerically():
@@ -201,7 +225,8 @@ def test_three_servers_logs_counted_per_client(tmp_path):
     ]
     no_cert = result["clients"][6]
     assert no_cert == dict(client_addr="10.0.0.35", identity="", requests=3, valid=0, none=3, failed=0,
-                           failure_reasons={}, first_seen="2026-11-27T00:22:36Z", last_seen="2026-11-27T00:24:02Z",
+                           failure_reasons={}, user_agents=["curl/7.88.1", "fleet.mtls-tls_probe"],
+                           first_seen="2026-11-27T00:22:36Z", last_seen="2026-11-27T00:24:02Z",
                            sites=["api", "inventory", "permissive"])
     assert result["clients"][4]["first_seen"] == "2026-11-27T00:22:37Z"
     assert result["clients"][4]["last_seen"] == "2026-11-27T00:22:39Z"
@@ -245,25 +270,48 @@ def test_window_since_inclusive_until_exclusive_across_offsets(tmp_path):
     assert window(since="2026-11-28")[:2] == (0, 4)
 
 
+TOKEN = "Qm9uZGluZ1Rva2VuT2ZUaGVGbGVldA"
+
+
 def test_the_fleets_own_probes_are_not_clients(tmp_path):
-    # HAPROXY_NONE is a certificate-less probe of a permissive server (a verification's), NGINX_NONE a real client.
-    log = write_log(tmp_path / "access.log", NGINX_NONE, HAPROXY_NONE, NGINX_SUCCESS, HAPROXY_ERROR_LOG)
+    # A certificate-less probe of a permissive server (a verification's), with the token; NGINX_NONE a real client.
+    probe = HAPROXY_NONE.replace('"status":200', '"probe":"%s","status":200' % TOKEN)
+    log = write_log(tmp_path / "access.log", NGINX_NONE, probe, NGINX_SUCCESS, HAPROXY_ERROR_LOG)
 
     everything = _adoption.count_adoption([log])
-    probes_apart = _adoption.count_adoption([log], exclude_user_agents=["fleet.mtls-tls_probe", ""])
+    probes_apart = _adoption.count_adoption([log], probe_token=TOKEN)
 
     assert everything["totals"] == dict(requests=4, valid=1, none=2, failed=1)
     assert everything["records_excluded"] == 0
-    # A refused handshake has no user agent and still counts; an empty prefix excludes nothing.
+    # A refused handshake carries no token and still counts.
     assert probes_apart["totals"] == dict(requests=3, valid=1, none=1, failed=1)
     assert probes_apart["records_excluded"] == 1
     assert probes_apart["files"][0]["excluded"] == 1 and probes_apart["files"][0]["records"] == 3
     assert probes_apart["clients_without_certificate"] == ["10.0.0.35"]
+    # Which program called without one, for the operator (never for a decision).
+    assert [client["user_agents"] for client in probes_apart["clients"]] == [[], [], ["curl/7.88.1"]]
     assert "permissive" not in [site["site"] for site in probes_apart["sites"]]
     # Excluded records are in the window, not outside it.
     assert probes_apart["records_outside_window"] == 0
-    assert _adoption.count_adoption([log], since="2026-11-27T00:23:01Z",
-                                    exclude_user_agents=["fleet.mtls-tls_probe"])["records_excluded"] == 0
+    assert _adoption.count_adoption([log], since="2026-11-27T00:23:01Z", probe_token=TOKEN)["records_excluded"] == 0
+
+
+@pytest.mark.parametrize("forged", [
+    # The probe's user agent, which any client can send.
+    '"user_agent":"fleet.mtls-tls_probe/1.0","status":200',
+    # A wrong token, one cut short, one with more after it, and an empty one.
+    '"probe":"guess","status":200',
+    '"probe":"%s","status":200' % TOKEN[:-1],
+    '"probe":"%sx","status":200' % TOKEN,
+    '"probe":"","status":200',
+])
+def test_a_client_cannot_pass_for_a_probe(tmp_path, forged):
+    lines = [NGINX_NONE.replace('"status":200', forged)] * 50
+    log = write_log(tmp_path / "access.log", *lines)
+    result = _adoption.count_adoption([log], probe_token=TOKEN)
+    assert result["records_excluded"] == 0
+    assert result["totals"] == dict(requests=50, valid=0, none=50, failed=0)
+    assert result["clients_without_certificate"] == ["10.0.0.35"]
 
 
 def test_nothing_in_the_window_is_no_adoption_figure(tmp_path):
@@ -289,11 +337,12 @@ def test_window_bounds_are_checked():
 def test_missing_files_are_reported_or_fail(tmp_path):
     log = write_log(tmp_path / "access.log", NGINX_SUCCESS)
     missing = str(tmp_path / "haproxy" / "access.log")
-    result = _adoption.count_adoption([missing, log, missing])
+    result = _adoption.count_adoption([missing, log, missing], fail_on_missing=False)
     assert result["missing_paths"] == [missing]
     assert result["totals"]["valid"] == 1
-    with pytest.raises(PkiError, match="access log %s does not exist" % missing):
-        _adoption.count_adoption([log, missing], fail_on_missing=True)
+    # By default a missing log is no evidence: an error.
+    with pytest.raises(PkiError, match="access log %s does not exist: nothing can be observed" % missing):
+        _adoption.count_adoption([log, missing])
 
 
 def test_unreadable_paths_fail(tmp_path):
@@ -360,4 +409,5 @@ def test_fields_of_unexpected_types(tmp_path):
     record = _adoption.parse_line(json.dumps(odd), UTC)
     assert (record.outcome, record.site) == ("valid", "")
     odd["time"] = ["2026-11-27T00:22:37+00:00"]
-    assert _adoption.parse_line(json.dumps(odd), UTC) is None
+    with pytest.raises(_adoption.InvalidLine, match="no readable time"):
+        _adoption.parse_line(json.dumps(odd), UTC)

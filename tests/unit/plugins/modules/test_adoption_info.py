@@ -37,7 +37,7 @@ def logs(tmp_path):
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_result(run_module, logs, check_mode):
     nginx, haproxy, absent = logs
-    result = run_module(dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z"),
+    result = run_module(dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z", fail_on_missing=False),
                         check_mode=check_mode)
     assert result["changed"] is False and not result.get("failed")
     assert result["totals"] == dict(requests=2, valid=1, none=1, failed=0)
@@ -68,9 +68,23 @@ def test_no_traffic(run_module, logs):
 
 def test_failures(run_module, logs):
     nginx, _haproxy, absent = logs
-    result = run_module(dict(paths=[nginx, absent], fail_on_missing=True))
-    assert result["failed"] and result["msg"] == "access log %s does not exist" % absent
+    result = run_module(dict(paths=[nginx, absent]))
+    assert result["failed"] and result["msg"].startswith("access log %s does not exist" % absent)
     result = run_module(dict(paths=[nginx], since="last tuesday"))
     assert result["failed"] and "since='last tuesday' is not an ISO 8601" in result["msg"]
     result = run_module(dict(since="2026-11-27T00:00:00Z"))
     assert result["failed"] and "paths" in result["msg"]
+
+
+def test_the_probe_token_is_a_secret(run_module, logs):
+    nginx, haproxy, _absent = logs
+    result = run_module(dict(paths=[nginx, haproxy], probe_token="s3cret-token-of-the-fleet"))
+    assert not result.get("failed")
+    assert "s3cret-token-of-the-fleet" not in repr(result)
+
+
+def test_a_broken_line_fails_naming_file_and_line(run_module, tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text(NGINX_SUCCESS + "\n" + NGINX_SUCCESS[:60] + "\n")
+    result = run_module(dict(paths=[str(log)]))
+    assert result["failed"] and result["msg"].startswith("access log %s, line 2: not JSON" % log)

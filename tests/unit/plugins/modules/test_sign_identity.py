@@ -114,8 +114,9 @@ def test_two_common_names_are_never_copied(run_module, ca):
     refused(run_module, ca, [item], "web1/server", "single CN")
 
 
-def test_a_common_name_with_dn_syntax_is_refused(run_module, ca):
-    refused(run_module, ca, [authorized(common_name="web1,CN=admin")], "is not one word")
+@pytest.mark.parametrize("common_name", ["web1,CN=admin", "web1\n", "web1\nCN=admin", "", "-web1"])
+def test_a_common_name_with_dn_syntax_is_refused(run_module, ca, common_name):
+    refused(run_module, ca, [authorized(common_name=common_name)], "is not one word")
 
 
 @pytest.mark.parametrize("key,why", [
@@ -135,7 +136,8 @@ def test_a_sha1_signed_csr_is_refused(run_module, ca):
     refused(run_module, ca, [authorized(csr=pem)], "signed with SHA1")
 
 
-@pytest.mark.parametrize("value", ["web 1", "web1\x00.evil", "web1/x", "*.*.lab", "*.lab", "Web1", "web1."])
+@pytest.mark.parametrize("value", ["web 1", "web1\x00.evil", "web1/x", "*.*.lab", "*.lab", "Web1", "web1.", "web1\n",
+                                   "web1\n.lab"])
 def test_dns_names_the_ca_never_issues(run_module, ca, value):
     item = dict(name="web1/server", csr=csr_pem(dns(value)), profile="server_client")
     refused(run_module, ca, [item], "names the CA never issues", "DNS:")

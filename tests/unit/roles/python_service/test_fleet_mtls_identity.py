@@ -156,3 +156,79 @@ def test_renewals_landing_during_the_copy_never_give_a_mismatched_pair(tmp_path,
         stop.set()
         renewer.join()
     assert served <= {"old", "new"} and served
+
+
+# --- the identity and the allow-list: exact, never a CN taken anywhere in the subject ---
+
+def _peer(*rdns, sans=()):
+    return {"subject": tuple(tuple(rdn) for rdn in rdns), "subjectAltName": tuple(sans), "serialNumber": "0a"}
+
+
+def _judged(cert, spiffe_ids=(), common_names=()):
+    """(status, logged record) of one request from a caller with cert through IdentityMiddleware."""
+    logged = []
+
+    class Log:
+        def write(self, client_addr, identity, status, **extra):
+            logged.append(dict(identity, status=status, **extra))
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    identity = fleet_mtls_identity.describe_peer_certificate(cert)
+    environ = {"fleet_mtls.%s" % key: value for key, value in identity.items()}
+    environ.update(REMOTE_ADDR="10.0.0.5", HTTP_X_FLEET_MTLS_PROBE="token")
+    statuses = []
+    middleware = fleet_mtls_identity.IdentityMiddleware(app, Log(), spiffe_ids, common_names)
+    middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    return int(statuses[0].split()[0]), logged[0]
+
+
+def test_the_one_cn_subject_the_ca_builds_is_served():
+    status, logged = _judged(_peer([("commonName", "client1")]), common_names=["client1"])
+    assert status == 200 and logged["common_name"] == "client1" and logged["probe"] == "token"
+
+
+@pytest.mark.parametrize("cert", [
+    _peer([("commonName", "web2")], [("commonName", "client1")]),      # two CNs, the allowed one last
+    _peer([("commonName", "client1")], [("commonName", "web2")]),      # two CNs, the allowed one first
+    _peer([("commonName", "client1"), ("organizationName", "x")]),     # a multi-valued RDN
+    _peer([("organizationName", "Example")], [("commonName", "client1")]),  # another attribute besides
+    _peer([("commonName", "client10")]),                               # another identity
+    _peer([("commonName", "xclient1")]),
+])
+def test_any_other_subject_is_refused(cert):
+    status, logged = _judged(cert, common_names=["client1"])
+    assert status == 403 and logged["status"] == 403
+
+
+def test_spiffe_ids_match_exactly_and_only_alone():
+    one = _peer([("commonName", "a")], sans=[("URI", "spiffe://lab/client/client1")])
+    two = _peer([("commonName", "a")], sans=[("URI", "spiffe://lab/client/client1"), ("URI", "spiffe://lab/x")])
+    longer = _peer([("commonName", "a")], sans=[("URI", "spiffe://lab/client/client1/x")])
+    assert _judged(one, spiffe_ids=["spiffe://lab/client/client1"])[0] == 200
+    assert _judged(two, spiffe_ids=["spiffe://lab/client/client1"])[0] == 403
+    assert _judged(longer, spiffe_ids=["spiffe://lab/client/client1"])[0] == 403
+    # An empty identity never matches an empty entry.
+    assert _judged(_peer([("organizationName", "x")]), common_names=[""])[0] == 403
+
+
+def test_the_access_log_exists_before_the_first_request(tmp_path):
+    path = tmp_path / "access.json"
+    fleet_mtls_identity.configure(access_log_path=str(path), site="app")
+    try:
+        assert not path.exists()  # configure() also runs in gunicorn --check-config, as root: it creates nothing
+        fleet_mtls_identity.create_access_log()
+        assert path.read_bytes() == b"" and path.stat().st_mode & 0o777 == 0o640 & ~_umask()
+        path.write_text("kept\n")
+        fleet_mtls_identity.create_access_log()
+        assert path.read_text() == "kept\n"
+    finally:
+        fleet_mtls_identity.configure()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
