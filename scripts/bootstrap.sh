@@ -44,7 +44,8 @@ fi
 # Ansible finds the collection from a checkout through this link.
 collections="$repo/.build/collections/ansible_collections/fleet"
 mkdir -p "$collections"
-ln -sfn "$repo" "$collections/mtls"
+# Only when wrong: other test stages may be importing through it right now.
+[[ "$(readlink "$collections/mtls")" == "$repo" ]] || ln -sfn "$repo" "$collections/mtls"
 
 # The key Ansible logs in to the lab and the test fleet with: made on this
 # machine, kept under the ignored .build/, never committed. Its public half

@@ -10,6 +10,10 @@
 #                verified, the second must change nothing on any host
 #   molecule     the roles on systemd hosts in podman (Debian 12 and 13), reached over SSH
 # Usage: scripts/test.sh [STAGE ...]   (default: all, in that order)
+# With other stages, the demo runs beside them, in a second process of this script
+# (log: .build/demo/stage.log): it spends much of its time waiting on its lab's hosts
+# and timed windows, and the stages before molecule use about one core. Molecule, which
+# uses every core, starts once the demo is done.
 # It ends with a timing table: each stage, and each Molecule scenario on each image.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,9 +25,24 @@ export ANSIBLE_CONFIG="$repo/ansible.cfg"
 stages=("$@")
 ((${#stages[@]})) || stages=(unit sanity lint integration demo molecule)
 timings=()
+demo_pid=""
+join_demo() { # wait for the demo beside the other stages; show its output; its status
+  local status=0
+  [[ -n $demo_pid ]] || return 0
+  wait "$demo_pid" || status=$?
+  demo_pid=""
+  echo "=== demo (beside the stages before molecule; log: .build/demo/stage.log)"
+  sed '/^=== timing/,$d' .build/demo/stage.log
+  local took
+  took=$(cat .build/demo/stage.seconds 2>/dev/null || echo "?")
+  if ((status == 0)); then timings+=("demo(beside) $took"); else timings+=("demo(beside) FAILED:$took"); fi
+  return "$status"
+}
 print_timings() {
   local status=$? row
   [[ -z ${current:-} ]] || timings+=("$current FAILED:$((SECONDS - start))")
+  current=""
+  join_demo || status=1
   echo "=== timing (seconds, on $(nproc) cores)"
   printf '%-28s %8s\n' stage seconds
   for row in "${timings[@]}"; do
@@ -203,6 +222,23 @@ stage_molecule() {
 
 for stage in "${stages[@]}"; do
   declare -F "stage_$stage" >/dev/null || { echo "unknown stage: $stage" >&2; exit 2; }
+done
+if ((${#stages[@]} > 1)) && [[ " ${stages[*]} " == *" demo "* ]]; then
+  mkdir -p .build/demo
+  rm -f .build/demo/stage.seconds
+  (
+    began=$SECONDS
+    status=0
+    bash scripts/test.sh demo >.build/demo/stage.log 2>&1 || status=$?
+    echo "$((SECONDS - began))" >.build/demo/stage.seconds
+    exit "$status"
+  ) &
+  demo_pid=$!
+fi
+
+for stage in "${stages[@]}"; do
+  if [[ $stage == demo && -n $demo_pid ]]; then continue; fi
+  if [[ $stage == molecule ]]; then join_demo; fi
   echo "=== $stage"
   start=$SECONDS
   current=$stage
@@ -210,4 +246,5 @@ for stage in "${stages[@]}"; do
   timings+=("$stage $((SECONDS - start))")
 done
 current=""
+join_demo
 echo "=== all stages passed"

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from ansible.errors import AnsibleFilterError
 
 
@@ -33,8 +35,10 @@ def issuance_requests(hosts, hostvars, requests_var="mtls_certificate_request",
         if injected:
             raise AnsibleFilterError("%s returned facts named %s, which would outrank its inventory: none of its "
                                      "requests is signed" % (host, ", ".join(injected)))
-        result = host_vars.get(requests_var) or {}
-        requests = result.get("requests") or [] if isinstance(result, dict) else []
+        result = host_vars.get(requests_var)
+        if not isinstance(result, dict):
+            continue
+        requests = result.get("requests") or []
         specs = dict((spec["name"], spec) for spec in host_vars.get(authorized_var) or [])
         for request in requests:
             asked = str(request.get("name", "")) if isinstance(request, dict) else ""
@@ -55,6 +59,44 @@ def issuance_requests(hosts, hostvars, requests_var="mtls_certificate_request",
     return items
 
 
+def _spiffe_trust_domain(uri):
+    return uri[len("spiffe://"):].split("/", 1)[0] if uri.startswith("spiffe://") else None
+
+
+def issuance_policy(items, allowed_domains=None, allowed_ip_ranges=None, trust_domain=None):
+    """sign's policy options for a batch: the operator's where set, else what the inventory gives the batch.
+
+    items are issuance_requests' output (names from the inventory). Unset
+    allowed domains become exactly the DNS names the batch's inventory
+    entries list, unset IP ranges exactly their addresses (/32, /128), an
+    unset trust domain that of their SPIFFE IDs (one only). The policy is
+    never open: what nobody listed, sign refuses.
+    """
+    names = [str(name) for item in items or [] for name in (item.get("subject_alt_names") or [])]
+
+    def of_kind(kind):
+        return sorted(set(name.split(":", 1)[1] for name in names if name.split(":", 1)[0].upper() == kind))
+
+    policy = dict(allowed_domains=list(allowed_domains or []) or of_kind("DNS"))
+    if allowed_ip_ranges:
+        policy["allowed_ip_ranges"] = list(allowed_ip_ranges)
+    else:
+        try:
+            policy["allowed_ip_ranges"] = sorted(
+                set(str(ipaddress.ip_network(address)) for address in of_kind("IP")))
+        except ValueError as error:
+            raise AnsibleFilterError("issuance_policy: %s" % error)
+    domains = sorted(set(filter(None, (_spiffe_trust_domain(uri) for uri in of_kind("URI")))))
+    if trust_domain:
+        policy["spiffe_trust_domain"] = trust_domain
+    elif len(domains) > 1:
+        raise AnsibleFilterError("issuance_policy: the inventory gives SPIFFE IDs of several trust domains (%s); "
+                                 "set mtls_trust_domain to the one this CA issues for" % ", ".join(domains))
+    elif domains:
+        policy["spiffe_trust_domain"] = domains[0]
+    return policy
+
+
 class FilterModule(object):
     def filters(self):
-        return {"issuance_requests": issuance_requests}
+        return {"issuance_requests": issuance_requests, "issuance_policy": issuance_policy}

@@ -73,60 +73,124 @@ def profile_for(csr, requested_profile, item_name):
 
 
 class SigningPolicy(object):
-    """The names a CA may put in the certificates it signs.
+    """The names a CA may put in the certificates it signs. Closed by default.
 
     allowed_domains: a DNS SAN must equal one of these or lie under it
     (``example.com`` allows ``example.com`` and ``a.b.example.com``, as an
     X.509 name constraint does). allowed_ip_ranges: CIDR networks for IP SANs.
-    spiffe_trust_domain: the only trust domain a URI SAN may name; URIs that
-    are not SPIFFE IDs are then refused. allow_email: email SANs at all.
-    An unset list places no limit on that kind of name.
+    spiffe_trust_domain: the only trust domain a URI SAN may name (the only
+    URIs issued are SPIFFE IDs). allow_email: email SANs at all. A kind of
+    name with nothing allowed is refused: an empty policy signs nothing.
+
+    ca_constraints: the signing CA's own NameConstraints, if it has any. A
+    name outside them is refused before signing, since every verifier would
+    reject the certificate anyway.
     """
 
     def __init__(self, allowed_domains=None, allowed_ip_ranges=None, spiffe_trust_domain=None,
-                 allow_email=False):
+                 allow_email=False, ca_constraints=None):
         self.allowed_domains = [_x509.validate_dns_name(d.lstrip("."), allow_wildcard=False)
                                 for d in (allowed_domains or [])]
         try:
             self.allowed_ip_ranges = [ipaddress.ip_network(r, strict=False) for r in (allowed_ip_ranges or [])]
         except ValueError as exc:
             raise PkiError("allowed IP range: %s" % exc)
-        self.spiffe_trust_domain = spiffe_trust_domain
+        self.spiffe_trust_domain = spiffe_trust_domain or None
         self.allow_email = allow_email
+        self.ca_constraints = ca_constraints
 
     def _dns_allowed(self, name):
-        if not self.allowed_domains:
-            return True
-        name = name.lower().rstrip(".")
-        if name.startswith("*."):
-            name = name[2:]
-        return any(name == d or name.endswith("." + d) for d in self.allowed_domains)
+        return any(_dns_under(name, d) for d in self.allowed_domains)
 
     def _ip_allowed(self, address):
-        if not self.allowed_ip_ranges:
-            return True
         return any(address in network for network in self.allowed_ip_ranges if network.version == address.version)
 
-    def refusals(self, sans):
-        """Every SAN outside the policy, as 'DNS:name (not under ...)' strings."""
+    def refusals(self, sans, common_name=None):
+        """Every SAN outside the policy or the CA's constraints, as 'DNS:name (why)' strings."""
         refused = []
         for name in sans:
             text = _x509.san_to_string(name)
             if isinstance(name, x509.DNSName) and not self._dns_allowed(name.value):
-                refused.append("%s (allowed domains: %s)" % (text, ", ".join(self.allowed_domains)))
+                refused.append("%s (allowed domains: %s)" % (text, ", ".join(self.allowed_domains) or "none"))
             elif isinstance(name, x509.IPAddress) and not self._ip_allowed(name.value):
                 refused.append("%s (allowed IP ranges: %s)"
-                               % (text, ", ".join(str(r) for r in self.allowed_ip_ranges)))
-            elif isinstance(name, x509.UniformResourceIdentifier) and self.spiffe_trust_domain:
-                if not name.value.startswith("spiffe://"):
+                               % (text, ", ".join(str(r) for r in self.allowed_ip_ranges) or "none"))
+            elif isinstance(name, x509.UniformResourceIdentifier):
+                if not self.spiffe_trust_domain:
+                    refused.append("%s (no SPIFFE trust domain is allowed)" % text)
+                elif not name.value.startswith("spiffe://"):
                     refused.append("%s (only SPIFFE IDs of %s)" % (text, self.spiffe_trust_domain))
-                else:
-                    trust_domain = _x509.spiffe_trust_domain(name.value)
-                    if trust_domain != self.spiffe_trust_domain:
-                        refused.append("%s (trust domain is %s)" % (text, self.spiffe_trust_domain))
+                elif _x509.spiffe_trust_domain(name.value) != self.spiffe_trust_domain:
+                    refused.append("%s (trust domain is %s)" % (text, self.spiffe_trust_domain))
             elif isinstance(name, x509.RFC822Name) and not self.allow_email:
                 refused.append("%s (email SANs are not allowed)" % text)
+        refused.extend(constraint_refusals(sans, self.ca_constraints, common_name))
         return refused
+
+
+def _dns_under(name, constraint):
+    """RFC 5280 DNS matching: equal, or under it; a leading '.' means strictly under."""
+    name = name.lower().rstrip(".")
+    constraint = constraint.lower().rstrip(".")
+    if constraint.startswith("."):
+        return name.endswith(constraint)
+    return name == constraint or name.endswith("." + constraint)
+
+
+def _uri_host(uri):
+    rest = uri.partition("://")[2]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return host.split(":", 1)[0].lower()
+
+
+def _email_matches(address, constraint):
+    constraint = constraint.lower()
+    address = address.lower()
+    if "@" in constraint:
+        return address == constraint
+    return _dns_under(address.rpartition("@")[2], constraint)
+
+
+def _subtree_matches(name, subtree):
+    if isinstance(subtree, x509.DNSName) and isinstance(name, x509.DNSName):
+        return _dns_under(name.value, subtree.value)
+    if isinstance(subtree, x509.IPAddress) and isinstance(name, x509.IPAddress):
+        network = subtree.value
+        return network.version == name.value.version and name.value in network
+    if isinstance(subtree, x509.UniformResourceIdentifier) and isinstance(name, x509.UniformResourceIdentifier):
+        host = _uri_host(name.value)
+        return bool(host) and _dns_under(host, subtree.value)
+    if isinstance(subtree, x509.RFC822Name) and isinstance(name, x509.RFC822Name):
+        return _email_matches(name.value, subtree.value)
+    return False
+
+
+def constraint_refusals(sans, constraints, common_name=None):
+    """The names a CA with these NameConstraints cannot certify (RFC 5280, 4.2.1.10).
+
+    For each kind of name the CA has permitted subtrees of, a name must lie
+    in one; no name may lie in an excluded subtree. A leaf with no DNS SAN
+    has its common name checked as a DNS name, as OpenSSL does.
+    """
+    if constraints is None:
+        return []
+    names = list(sans)
+    if common_name and not any(isinstance(n, x509.DNSName) for n in names):
+        names.append(x509.DNSName(common_name))
+    permitted = list(constraints.permitted_subtrees or [])
+    excluded = list(constraints.excluded_subtrees or [])
+    refused = []
+    for name in names:
+        text = _x509.san_to_string(name)
+        same_kind = [t for t in permitted if type(t) is type(name)]
+        if same_kind and not any(_subtree_matches(name, t) for t in same_kind):
+            refused.append("%s (outside the CA's name constraints: %s)"
+                           % (text, ", ".join(_x509.san_to_string(t) for t in same_kind)))
+        hit = [t for t in excluded if _subtree_matches(name, t)]
+        if hit:
+            refused.append("%s (excluded by the CA's name constraints: %s)"
+                           % (text, ", ".join(_x509.san_to_string(t) for t in hit)))
+    return refused
 
 
 def check_public_key(key, item_name):
@@ -217,8 +281,12 @@ def check_validity_days(validity_days, item_name, max_days):
     return validity_days
 
 
-def check_csr(csr, item_name, policy):
-    """The SANs to sign, after refusing what the policy or X.509 rules forbid."""
+def check_csr(csr, item_name, policy, common_name=None):
+    """The SANs to sign, after refusing what the policy or X.509 rules forbid.
+
+    common_name: the CN the leaf will carry, checked against the CA's DNS
+    name constraints when the leaf has no DNS SAN.
+    """
     if _x509.extension_value(csr, x509.BasicConstraints) is not None and \
             _x509.extension_value(csr, x509.BasicConstraints).ca:
         raise PkiError("CSR %s asks to be a CA; this signer issues leaf certificates only" % item_name)
@@ -236,7 +304,7 @@ def check_csr(csr, item_name, policy):
         if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith("spiffe:"):
             _x509.validate_spiffe_id(name.value)
     _x509.validate_spiffe_sans(sans)
-    refused = policy.refusals(sans)
+    refused = policy.refusals(sans, common_name)
     if refused:
         raise PkiError("CSR %s asks for names outside the signing policy: %s" % (item_name, "; ".join(refused)))
     return sans

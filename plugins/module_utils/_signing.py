@@ -49,9 +49,9 @@ def check_requests(items, policy, default_profile=None, default_validity_days=90
         if not item.get("csr"):
             raise PkiError("CSR %s has no csr content" % name)
         csr = _x509.load_csr(item["csr"], source="CSR %s" % name)
-        sans = _policy.check_csr(csr, name, policy)
-        _policy.check_identity(sans, name, item.get("subject_alt_names"))
         common_name = _policy.leaf_common_name(csr, name, item.get("common_name"))
+        sans = _policy.check_csr(csr, name, policy, common_name)
+        _policy.check_identity(sans, name, item.get("subject_alt_names"))
         profile = _policy.profile_for(csr, item.get("profile") or default_profile, name)
         validity_days = _policy.check_validity_days(item.get("validity_days"), name, default_validity_days)
         requests.append(Request(name, csr, common_name, sans, profile, validity_days, item.get("requester") or name))

@@ -18,6 +18,9 @@ description:
   - "Whatever a request says, the CA certifies only RSA keys of 2048 bits or more, EC keys on P-256 or P-384 and
     Ed25519 keys, in CSRs signed with SHA-256 or stronger; at most 32 SANs, each a lower-case DNS name (LDH labels, no
     trailing dot, no wildcard), an IP address, a SPIFFE ID, or an email address where O(allow_email_sans) allows it."
+  - "The policy is closed: a kind of name with nothing allowed (no O(allowed_domains), no O(allowed_ip_ranges), no
+    O(spiffe_trust_domain)) is not certified at all. A name outside the signing CA's own name constraints is refused
+    too, before signing, since every verifier would reject that certificate."
   - "Profiles decide the extended key usage: V(server) (serverAuth), V(client) (clientAuth), V(server_client) (both).
     keyUsage is digitalSignature (plus keyEncipherment for RSA keys), critical; basicConstraints CA:FALSE, critical;
     SKI and AKI are always present."
@@ -103,18 +106,21 @@ options:
   allowed_domains:
     description:
       - DNS names the CA may certify. An entry allows itself and every name under it (V(lab.internal) allows
-        V(web1.lab.internal)), as an X.509 name constraint does. Unset or empty means no limit.
+        V(web1.lab.internal)), as an X.509 name constraint does.
+      - Empty means no DNS name may be certified. The policy is closed; the P(fleet.mtls.certificate#role) role
+        fills it from the inventory when the operator sets nothing.
     type: list
     elements: str
     default: []
   allowed_ip_ranges:
-    description: Networks (CIDR) that IP SANs must lie in. Unset or empty means no limit.
+    description: Networks (CIDR) that IP SANs must lie in. Empty means no IP address may be certified.
     type: list
     elements: str
     default: []
   spiffe_trust_domain:
     description:
-      - When set, every URI SAN must be a SPIFFE ID of this trust domain; other URIs are refused.
+      - Every URI SAN must be a SPIFFE ID of this trust domain; other URIs are refused.
+      - Unset, no URI SAN may be certified.
     type: str
   allow_email_sans:
     description: Whether email SANs may be certified at all.
@@ -239,7 +245,8 @@ def sign_batch(module):
     result = dict(changed=False, certificates=[], would_sign=[], index_path=index_path)
     ca_cert, ca_key = _module.load_ca_signer(params, now)
     policy = _policy.SigningPolicy(params["allowed_domains"], params["allowed_ip_ranges"],
-                                   params["spiffe_trust_domain"], params["allow_email_sans"])
+                                   params["spiffe_trust_domain"], params["allow_email_sans"],
+                                   ca_constraints=_x509.name_constraints_of(ca_cert))
     requests = _signing.check_requests(params["csrs"], policy, params["profile"], params["validity_days"])
     result["would_sign"] = [r.name for r in requests]
     result["changed"] = bool(requests)

@@ -8,7 +8,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleet.mtls.plugins.filter.issuance import issuance_requests
+from ansible_collections.fleet.mtls.plugins.filter.issuance import issuance_policy, issuance_requests
 
 
 def host(name, requests, specs=None, facts=None):
@@ -51,3 +51,31 @@ def test_validity_is_the_inventory_s_and_hosts_without_results_are_skipped():
     items = issuance_requests(["client1", "down1"], hostvars)
     assert [(item["name"], item["validity_days"], item["subject_alt_names"]) for item in items] == [
         ("client1/client", 30, ["DNS:client1"])]
+
+
+def _batch(*names):
+    return [dict(name=n + "/server", subject_alt_names=["DNS:" + n, "IP:10.1.0.%d" % i, "URI:spiffe://fleet.test/web/" + n])
+            for i, n in enumerate(names, 1)]
+
+
+def test_an_unset_policy_is_exactly_what_the_inventory_gives():
+    assert issuance_policy(_batch("web1", "web2")) == dict(
+        allowed_domains=["web1", "web2"], allowed_ip_ranges=["10.1.0.1/32", "10.1.0.2/32"],
+        spiffe_trust_domain="fleet.test")
+
+
+def test_an_empty_batch_allows_nothing():
+    assert issuance_policy([]) == dict(allowed_domains=[], allowed_ip_ranges=[])
+
+
+def test_the_operators_policy_is_taken_as_it_is():
+    assert issuance_policy(_batch("web1"), ["prod.example.com"], ["10.0.0.0/8"], "prod.example.com") == dict(
+        allowed_domains=["prod.example.com"], allowed_ip_ranges=["10.0.0.0/8"],
+        spiffe_trust_domain="prod.example.com")
+
+
+def test_several_trust_domains_need_the_operators_choice():
+    batch = _batch("web1") + [dict(name="x/server", subject_alt_names=["URI:spiffe://other.test/x"])]
+    with pytest.raises(AnsibleFilterError, match="several trust domains .*fleet.test, other.test.*mtls_trust_domain"):
+        issuance_policy(batch)
+    assert issuance_policy(batch, trust_domain="fleet.test")["spiffe_trust_domain"] == "fleet.test"

@@ -43,10 +43,81 @@ def test_policy_refuses_names_outside_it(san, why):
     assert len(refusals) == 1 and why in refusals[0] and san.split(":")[0] in refusals[0]
 
 
-def test_empty_policy_places_no_limit_except_email():
-    policy = _policy.SigningPolicy()
-    assert policy.refusals(_x509.build_sans(["DNS:anything.example", "IP:8.8.8.8"])) == []
+def assert_one_refusal(policy, san, why):
+    refusals = policy.refusals(_x509.build_sans([san]))
+    assert len(refusals) == 1 and why in refusals[0] and san in refusals[0], refusals
+
+
+@pytest.mark.parametrize("san,why", [
+    ("DNS:anything.example", "allowed domains: none"),
+    ("IP:8.8.8.8", "allowed IP ranges: none"),
+    ("URI:spiffe://fleet.test/web/web1", "no SPIFFE trust domain"),
+    ("email:a@b.c", "email SANs are not allowed"),
+])
+def test_an_empty_policy_is_closed(san, why):
+    assert_one_refusal(_policy.SigningPolicy(), san, why)
+
+
+def test_email_only_where_allowed():
     assert _policy.SigningPolicy(allow_email=True).refusals(_x509.build_sans(["email:a@b.c"])) == []
+
+
+def _constraints(permitted=(), excluded=()):
+    return _x509.build_name_constraints(list(permitted), list(excluded))
+
+
+CA_CONSTRAINTS = dict(permitted=["DNS:lab.internal", "IP:10.0.0.0/8", "URI:lab.internal"],
+                      excluded=["DNS:secret.lab.internal"])
+OPEN_POLICY = dict(allowed_domains=["internal", "example"], allowed_ip_ranges=["0.0.0.0/0"],
+                   spiffe_trust_domain="lab.internal")
+
+
+@pytest.mark.parametrize("san", ["DNS:lab.internal", "DNS:web1.lab.internal", "IP:10.1.2.3",
+                                 "URI:spiffe://lab.internal/web/web1"])
+def test_names_inside_the_cas_constraints_pass(san):
+    policy = _policy.SigningPolicy(ca_constraints=_constraints(**CA_CONSTRAINTS), **OPEN_POLICY)
+    assert policy.refusals(_x509.build_sans([san])) == []
+
+
+@pytest.mark.parametrize("san,why", [
+    ("DNS:www.example", "outside the CA's name constraints: DNS:lab.internal"),
+    ("DNS:evillab.internal", "outside the CA's name constraints"),
+    ("DNS:db.secret.lab.internal", "excluded by the CA's name constraints: DNS:secret.lab.internal"),
+    ("IP:8.8.8.8", "outside the CA's name constraints: IP:10.0.0.0/8"),
+])
+def test_names_outside_the_cas_constraints_are_refused_though_the_policy_allows_them(san, why):
+    assert_one_refusal(_policy.SigningPolicy(ca_constraints=_constraints(**CA_CONSTRAINTS), **OPEN_POLICY), san, why)
+
+
+def test_a_uri_outside_the_cas_uri_constraint_is_refused():
+    policy = _policy.SigningPolicy(ca_constraints=_constraints(permitted=["URI:lab.internal"]),
+                                   spiffe_trust_domain="other.internal")
+    refusals = policy.refusals(_x509.build_sans(["URI:spiffe://other.internal/web/web1"]))
+    assert refusals == ["URI:spiffe://other.internal/web/web1 (outside the CA's name constraints: "
+                        "URI:lab.internal)"]
+
+
+def test_without_a_dns_san_the_common_name_meets_the_dns_constraints():
+    policy = _policy.SigningPolicy(ca_constraints=_constraints(permitted=["DNS:lab.internal"]),
+                                   spiffe_trust_domain="lab.internal")
+    sans = _x509.build_sans(["URI:spiffe://lab.internal/client/c1"])
+    assert policy.refusals(sans, "c1.lab.internal") == []
+    assert policy.refusals(sans, "admin.evil.example") == [
+        "DNS:admin.evil.example (outside the CA's name constraints: DNS:lab.internal)"]
+
+
+def test_a_constrained_ca_refuses_before_signing(pki):
+    """The audit's case: a SAN outside the issuing CA's constraints was signed, and openssl rejected the result."""
+    key = c.generate_private_key("ec")
+    ca = _x509.build_ca_certificate(key, {"CN": "Constrained"}, pki.now - DAY, pki.now + 30 * DAY,
+                                    issuer_cert=pki.root, issuer_key=pki.root_key, path_length=0,
+                                    permitted=["DNS:lab.internal"])
+    policy = _policy.SigningPolicy(allowed_domains=["lab.internal", "example.com"],
+                                   ca_constraints=_x509.name_constraints_of(ca))
+    _key, csr = pki.csr(["DNS:www.example.com"])
+    item = dict(name="web1/server", csr=_x509.csr_pem(csr).decode("ascii"), profile="server")
+    with pytest.raises(PkiError, match=r"www\.example\.com \(outside the CA's name constraints: DNS:lab\.internal\)"):
+        _signing.check_requests([item], policy)
 
 
 def test_profiles_follow_the_csr_unless_given(pki):
@@ -92,7 +163,7 @@ def test_a_bad_request_stops_the_whole_batch_before_signing(pki):
 
 def test_batch_input_errors_are_named(pki):
     _k, csr = pki.csr(["DNS:a.lab.internal"])
-    policy = _policy.SigningPolicy()
+    policy = _policy.SigningPolicy(**LAB_POLICY)
     with pytest.raises(PkiError, match="appears twice"):
         _signing.check_requests([dict(name="a", csr=pem(csr)), dict(name="a", csr=pem(csr))], policy)
     with pytest.raises(PkiError, match="not a PEM certificate request"):

@@ -55,8 +55,10 @@ def ca(tmp_path, pki):
     (tmp_path / "issuing.crt").write_bytes(_x509.certificate_pem(pki.issuing))
     (tmp_path / "issuing.key").write_bytes(c.serialize_private_key(pki.issuing_key))
     (tmp_path / "index.json").write_text(json.dumps({"format": _index.INDEX_FORMAT, "certificates": []}))
+    # The policy allows every name these tests use: what is refused, identity decides.
     args = dict(ca_cert_path=str(tmp_path / "issuing.crt"), ca_key_path=str(tmp_path / "issuing.key"),
-                validity_days=90)
+                validity_days=90, allowed_domains=["web1", "web2", "client1", "example.com"],
+                allowed_ip_ranges=["0.0.0.0/0"], spiffe_trust_domain="fleet.test")
 
     def fingerprint():
         return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(tmp_path.iterdir())}
@@ -169,3 +171,36 @@ def test_check_mode_refuses_what_the_real_run_refuses(run_module, ca):
     result = run_module(dict(args, csrs=[authorized(validity_days=-5)]), check_mode=True)
     assert result.get("failed") and "positive number of days" in result["msg"], result
     assert fingerprint() == before
+
+
+@pytest.mark.parametrize("names,asked", [
+    (dns("www.example.com"), "DNS:www.example.com"),
+    ([x509.IPAddress(ipaddress.ip_address("8.8.8.8"))], "IP:8.8.8.8"),
+])
+def test_an_open_policy_is_no_way_past_the_default(run_module, ca, names, asked):
+    """With no policy options at all, sign certifies no name: the default is closed."""
+    args, fingerprint = ca
+    closed = {key: value for key, value in args.items()
+              if key not in ("allowed_domains", "allowed_ip_ranges", "spiffe_trust_domain")}
+    before = fingerprint()
+    result = run_module(dict(closed, csrs=[dict(name="web1/server", csr=csr_pem(names))]))
+    assert result.get("failed") and asked in result["msg"] and "none" in result["msg"], result
+    assert fingerprint() == before
+
+
+def test_a_name_outside_the_issuing_cas_constraints_is_refused(run_module, ca, pki):
+    """The audit's case: the policy allowed it, the CA's own constraints did not; nothing is signed."""
+    args, fingerprint = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    constrained = _x509.build_ca_certificate(key, {"CN": "Constrained Issuing"}, pki.now,
+                                             c.not_valid_after(pki.issuing), issuer_cert=pki.root,
+                                             issuer_key=pki.root_key, path_length=0,
+                                             permitted=["DNS:web1", "DNS:web2"])
+    folder = tmp_path_of(args)
+    (folder / "issuing.crt").write_bytes(_x509.certificate_pem(constrained))
+    (folder / "issuing.key").write_bytes(c.serialize_private_key(key))
+    msg = refused(run_module, ca, [dict(name="web3/server", csr=csr_pem(dns("www.example.com")))],
+                  "DNS:www.example.com (outside the CA's name constraints: DNS:web1, DNS:web2)")
+    assert "web3/server" in msg
+    ok = run_module(dict(args, csrs=[authorized()]))
+    assert not ok.get("failed"), ok
