@@ -8,7 +8,6 @@ import datetime
 import os
 import ssl
 import sys
-import threading
 
 import pytest
 from cryptography import x509
@@ -127,35 +126,34 @@ def test_a_pair_that_never_matches_is_refused_without_leaking(tmp_path, pairs):
     assert len(os.listdir("/proc/self/fd")) == open_before
 
 
-def test_renewals_landing_during_the_copy_never_give_a_mismatched_pair(tmp_path, pairs):
-    # A renewal replaces the key and then the certificate: a reader between
-    # the two renames sees a mismatched pair. The copy must read again.
+def _renewing_between_the_reads(monkeypatch, cert, key, renewals):
+    """Land one renewal (key, then certificate, as the role writes them) between each copy's two reads."""
+    pending = iter(renewals)
+    real_open = open
+
+    def opening(path, *args, **kwargs):
+        if str(path) == str(key):
+            renewal = next(pending, None)
+            if renewal is not None:
+                _write(key, renewal[1])
+                _write(cert, renewal[0])
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fleet_mtls_identity, "open", opening, raising=False)
+
+
+def test_a_renewal_landing_during_the_copy_is_read_again(tmp_path, pairs, monkeypatch):
+    # Each of three renewals lands after the certificate was read and before
+    # the key: three mismatched pairs. The copy reads again until it has a
+    # matching one, and serves that.
     cert, key = tmp_path / "server.crt", tmp_path / "server.key"
     _write(cert, pairs["old"][0])
     _write(key, pairs["old"][1])
-    stop = threading.Event()
-
-    def renew_again_and_again():
-        turn = 0
-        while not stop.is_set():
-            turn += 1
-            current = pairs["new" if turn % 2 else "old"]
-            _write(key, current[1])
-            _write(cert, current[0])
-
-    renewer = threading.Thread(target=renew_again_and_again)
-    renewer.start()
-    try:
-        served = set()
-        for _attempt in range(200):
-            cfg = FakeConfig(str(cert), str(key))
-            fleet_mtls_identity.pin_server_certificate(cfg, attempts=50, pause=0)
-            served.add(_served_common_name(cfg.certfile))
-            os.close(int(cfg.certfile.rsplit("/", 1)[1]))
-    finally:
-        stop.set()
-        renewer.join()
-    assert served <= {"old", "new"} and served
+    _renewing_between_the_reads(monkeypatch, cert, key, [pairs["new"], pairs["old"], pairs["new"]])
+    cfg = FakeConfig(str(cert), str(key))
+    fleet_mtls_identity.pin_server_certificate(cfg, attempts=4, pause=0)
+    assert _served_common_name(cfg.certfile) == "new"
+    os.close(int(cfg.certfile.rsplit("/", 1)[1]))
 
 
 # --- the identity and the allow-list: exact, never a CN taken anywhere in the subject ---
