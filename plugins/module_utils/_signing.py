@@ -48,7 +48,11 @@ def check_requests(items, policy, default_profile=None, default_validity_days=90
         seen.add(name)
         if not item.get("csr"):
             raise PkiError("CSR %s has no csr content" % name)
-        csr = _x509.load_csr(item["csr"], source="CSR %s" % name)
+        # The hash first: a weak one is refused as such, whether or not this
+        # cryptography can still verify it.
+        csr = _x509.load_csr(item["csr"], source="CSR %s" % name, verify=False)
+        _policy.check_csr_signature_hash(csr, name)
+        _x509.require_valid_signature(csr, source="CSR %s" % name)
         common_name = _policy.leaf_common_name(csr, name, item.get("common_name"))
         sans = _policy.check_csr(csr, name, policy, common_name)
         _policy.check_identity(sans, name, item.get("subject_alt_names"))

@@ -18,6 +18,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 if c.HAS_CRYPTOGRAPHY:
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -279,7 +280,8 @@ def load_certificates(data, source="certificate bundle"):
     return certs
 
 
-def load_csr(data, source="CSR"):
+def load_csr(data, source="CSR", verify=True):
+    """The CSR in data; with verify, its signature checked (see require_valid_signature)."""
     blocks = c.pem_blocks(data, "CERTIFICATE REQUEST") or c.pem_blocks(data, "NEW CERTIFICATE REQUEST")
     if not blocks:
         raise PkiError("%s is not a PEM certificate request" % source)
@@ -287,9 +289,19 @@ def load_csr(data, source="CSR"):
         csr = x509.load_pem_x509_csr(blocks[0])
     except ValueError as exc:
         raise PkiError("%s is corrupt: %s" % (source, exc))
-    if not csr.is_signature_valid:
-        raise PkiError("%s: its signature does not verify (tampered or corrupt)" % source)
+    if verify:
+        require_valid_signature(csr, source)
     return csr
+
+
+def require_valid_signature(csr, source="CSR"):
+    """Refuse a CSR whose signature does not verify: its key never signed it (tampered or corrupt)."""
+    try:
+        valid = csr.is_signature_valid
+    except (UnsupportedAlgorithm, ValueError) as exc:  # an algorithm this cryptography cannot verify
+        raise PkiError("%s: its signature cannot be verified: %s" % (source, exc))
+    if not valid:
+        raise PkiError("%s: its signature does not verify (tampered or corrupt)" % source)
 
 
 def certificate_pem(cert):
