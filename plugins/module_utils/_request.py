@@ -57,12 +57,32 @@ def assess(spec, directory, anchors, now, params):
                          renew_at_time=renew_at), certs
 
 
+def check_certificate_names(specs):
+    """Refuse names that are not one file-name word, or that repeat: each names the files <directory>/<name>.*.
+
+    Checked before anything is written, in every run (request and install),
+    so that no name can reach outside directory ("../outside/pwn") or put
+    two certificates in the same files.
+    """
+    names = []
+    for index, spec in enumerate(specs):
+        name = spec.get("name")
+        if not isinstance(name, str) or not _policy.COMMON_NAME.fullmatch(name):
+            raise PkiError("certificates[%d].name %r is not a certificate name: one word of letters, digits, '.', "
+                           "'_' and '-', at most 64 characters, no '/' (it names the files <directory>/<name>.*)"
+                           % (index, name))
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
+
+
 def prepare(module, honour_force=True):
     """(result, now, horizon): what the host needs, when that was decided, until when a "nothing to do" holds.
 
     In check mode this writes nothing: the read-only form of the decision.
     """
     params = module.params
+    check_certificate_names(params["certificates"])
     now = c.utcnow()
     directory = params["directory"].rstrip("/")
     diffs = []
@@ -87,9 +107,6 @@ def prepare(module, honour_force=True):
         bundle.check_writable()
         bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
 
-    names = [spec["name"] for spec in params["certificates"]]
-    if len(set(names)) != len(names):
-        raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
     states, requests = [], []
     involved, renew_times = list(anchors), []
     for spec in params["certificates"]:
@@ -145,6 +162,7 @@ def decide(module, memo):
 def install_signed(module, now, diffs):
     """Install the certificates of option signed, each next to its key; one entry per certificate."""
     params = module.params
+    check_certificate_names(params["certificates"])
     directory = params["directory"].rstrip("/")
     specs = dict((spec["name"], spec) for spec in params["certificates"])
     installed = []

@@ -307,3 +307,19 @@ def test_installing_in_check_mode_writes_nothing(run_module, cold, pki):
     result = run_module(dict(args, signed=sign(pki, requests)), check_mode=True)
     assert result["changed"] is True
     assert sorted(os.listdir(str(directory))) == before
+
+
+@pytest.mark.parametrize("name", ["../outside/pwn", "a/b", "..", ".hidden", "x\n", "", "a" * 65])
+@pytest.mark.parametrize("install", [False, True])
+def test_a_certificate_name_outside_the_directory_is_refused_and_nothing_is_written(run_module, tmp_path, pki, name,
+                                                                                    install):
+    """The audit's path traversal: the name ../outside/pwn wrote the key and every certificate outside directory."""
+    directory = tmp_path / "certs"
+    args = dict(directory=str(directory), requester="web1", ca_bundle_path=str(directory / "ca-bundle.pem"),
+                trust_certificates=[pki.bundle_pem().decode("ascii")],
+                certificates=[dict(name=name, common_name="web1", subject_alt_names=["DNS:web1"])])
+    if install:
+        args["signed"] = [dict(name="web1/" + name, certificate="x")]
+    refused = run_module(args)
+    assert refused.get("failed") and "is not a certificate name" in refused["msg"], refused
+    assert sorted(path.name for path in tmp_path.rglob("*")) == []
