@@ -8,6 +8,8 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+
 
 def _host_vars(hostvars, host):
     try:
@@ -59,10 +61,6 @@ def issuance_requests(hosts, hostvars, requests_var="mtls_certificate_request",
     return items
 
 
-def _spiffe_trust_domain(uri):
-    return uri[len("spiffe://"):].split("/", 1)[0] if uri.startswith("spiffe://") else None
-
-
 def issuance_policy(items, allowed_domains=None, allowed_ip_ranges=None, trust_domain=None):
     """sign's policy options for a batch: the operator's where set, else what the inventory gives the batch.
 
@@ -86,7 +84,8 @@ def issuance_policy(items, allowed_domains=None, allowed_ip_ranges=None, trust_d
                 set(str(ipaddress.ip_network(address)) for address in of_kind("IP")))
         except ValueError as error:
             raise AnsibleFilterError("issuance_policy: %s" % error)
-    domains = sorted(set(filter(None, (_spiffe_trust_domain(uri) for uri in of_kind("URI")))))
+    domains = sorted(set(filter(None, (_x509.spiffe_trust_domain(uri) for uri in of_kind("URI")
+                                       if uri.startswith("spiffe://")))))
     if trust_domain:
         policy["spiffe_trust_domain"] = trust_domain
     elif len(domains) > 1:
