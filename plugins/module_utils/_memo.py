@@ -60,8 +60,10 @@ def code_digest(module_name, module_utils):
 
 
 def file_state(path):
-    """[sha256, mode, uid, gid] of a file, or None when it does not exist."""
+    """[sha256, mode, uid, gid] of a file, ["symlink", target] for a link, or None when it does not exist."""
     try:
+        if os.path.islink(path):
+            return ["symlink", os.readlink(path)]
         with open(path, "rb") as handle:
             info = os.fstat(handle.fileno())
             content = handle.read()

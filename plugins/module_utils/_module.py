@@ -10,12 +10,14 @@ a PkiError into a clean failure.
 from __future__ import annotations
 
 import copy
+import os
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -76,7 +78,9 @@ class ManagedFile(object):
     """One file a module owns: compare, write atomically, report diff.
 
     In check mode nothing is written but changed and diff tell what would be.
-    A secret file never shows its content in a diff.
+    A secret file never shows its content in a diff, and is never reached
+    through a symbolic link: its mode and owner are what keep the key, and a
+    link would have them checked on one file and the key read from another.
     """
 
     def __init__(self, module, path, mode, secret=False, owner=FROM_PARAMS, group=FROM_PARAMS):
@@ -89,9 +93,15 @@ class ManagedFile(object):
         self._current = None
         self._read = False
 
+    def _refuse_link(self):
+        if self.secret and os.path.islink(self.path):
+            raise PkiError("%s is a symbolic link; a file that holds a private key must be a regular file in the "
+                           "configured directory (point the directory at the real location instead)" % self.path)
+
     @property
     def current(self):
         if not self._read:
+            self._refuse_link()
             self._current = _files.read_bytes(self.path)
             self._read = True
         return self._current
@@ -101,6 +111,9 @@ class ManagedFile(object):
         return self.current is not None
 
     def check_writable(self):
+        self._refuse_link()
+        if self.module.check_mode and not os.path.lexists(os.path.dirname(os.path.abspath(self.path))):
+            return  # a directory an earlier task makes, which check mode did not run: the file would be written
         _files.check_writable(self.path)
 
     def _diff_text(self, content):
@@ -132,6 +145,7 @@ class ManagedFile(object):
 
     def ensure_attributes(self, changed):
         """Owner, group and mode of a file whose content is already right."""
+        self._refuse_link()
         if self.module.check_mode and not self.exists:
             return changed
         file_args = self.module.load_file_common_arguments(
@@ -171,7 +185,11 @@ def _version_tuple(text):
 
 
 def run(module, body):
-    """Run body(module) -> result dict; every PkiError becomes fail_json."""
+    """Run body(module) -> result dict; every PkiError becomes fail_json.
+
+    First of all, a private key in an option that is logged is refused, masked.
+    """
+    _params.refuse_private_keys(module)
     if not c.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography >= %s" % c.MINIMUM_CRYPTOGRAPHY_VERSION),
                          exception=c.CRYPTOGRAPHY_IMPORT_ERROR)

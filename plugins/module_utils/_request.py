@@ -44,7 +44,10 @@ def assess(spec, directory, anchors, now, params):
     chain_data = _files.read_bytes(directory + "/" + spec["name"] + ".fullchain.pem")
     if chain_data is None:
         return ["missing"], {}, []
-    certs = _x509.load_certificates(chain_data, source="certificate %s" % spec["name"])
+    try:
+        certs = _x509.load_certificates(chain_data, source="certificate %s" % spec["name"])
+    except PkiError:
+        return ["unreadable"], {}, []  # a broken full chain is issued again, like a missing one
     key_data = _files.read_bytes(directory + "/" + spec["name"] + ".key")
     key = c.load_private_key(key_data, source="private key of %s" % spec["name"]) if key_data else None
     sans = _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"])
@@ -55,6 +58,35 @@ def assess(spec, directory, anchors, now, params):
     return reasons, dict(serial=c.serial_hex(certs[0].serial_number),
                          not_after=c.isoformat(c.not_valid_after(certs[0])), renew_at=c.isoformat(renew_at),
                          renew_at_time=renew_at), certs
+
+
+def converge_files(module, spec, directory, certs, key_file, diffs):
+    """Put right the files derived from a good full chain and key; the paths written or whose attributes were fixed.
+
+    The certificate and the chain alone, and the combined PEM (certificate,
+    chain, key) when the entry has one, must say what the full chain says:
+    one deleted, corrupted or stale is written again from it, with no new
+    request. The mode and owner of each file are put right too, above all of
+    the key and of the combined PEM, which holds the key.
+    """
+    base = "%s/%s" % (directory, spec["name"])
+    cert_pem = _x509.certificate_pem(certs[0])
+    chain_pem = b"".join(_x509.certificate_pem(cert) for cert in certs[1:])
+    key_mode = _module.parse_mode(spec["key_mode"], 0o600)
+    wanted = [(base + ".crt", cert_pem, 0o644, False), (base + ".chain.pem", chain_pem, 0o644, False),
+              (base + ".fullchain.pem", None, 0o644, False)]
+    if spec["combined"]:
+        wanted.append((base + ".combined.pem", cert_pem + chain_pem + key_file.current, key_mode, True))
+    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=spec["group"]),
+                content) for path, content, mode, secret in wanted]
+    for target, _content in targets:
+        target.check_writable()
+    repaired = []
+    for target, content in targets:
+        written = target.replace(content, diffs) if content is not None else False
+        if target.ensure_attributes(written):
+            repaired.append(target.path)
+    return repaired
 
 
 def check_certificate_names(specs):
@@ -120,7 +152,8 @@ def prepare(module, honour_force=True):
             reasons = ["forced"]
         renewal = bool(reasons) and bool(facts) and params["new_key_on_renewal"]
         state = dict(name=spec["name"], reasons=reasons, pending_key=renewal,
-                     serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"))
+                     serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"),
+                     repaired=[])
         states.append(state)
         if not key_file.exists or reasons:
             changed = True
@@ -132,6 +165,11 @@ def prepare(module, honour_force=True):
         else:
             key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
             changed = changed or key_changed
+            if key_changed and facts:
+                state["repaired"].append(key_file.path)
+        if not reasons:
+            state["repaired"] += converge_files(module, spec, directory, certs, key_file, diffs)
+            changed = changed or bool(state["repaired"])
         if reasons:
             csr = _x509.build_csr(key, {"CN": spec["common_name"]},
                                   _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"]))

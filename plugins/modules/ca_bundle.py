@@ -31,7 +31,8 @@ options:
     elements: path
     default: []
   certificates:
-    description: PEM contents with one or more CA certificates each.
+    description: PEM contents with one or more CA certificates each. A value that holds a private key is refused,
+      masked in the output.
     type: list
     elements: str
     default: []

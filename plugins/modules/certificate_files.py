@@ -27,7 +27,8 @@ extends_documentation_fragment:
   - fleet.mtls.attributes.FILES
 options:
   certificate:
-    description: The certificate in PEM.
+    description: The certificate in PEM. A value that holds a private key (a combined PEM) is refused, masked in the
+      output.
     type: str
     required: true
   chain:

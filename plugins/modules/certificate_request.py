@@ -21,10 +21,19 @@ description:
   - Returns the requests ready for one M(fleet.mtls.sign) run on the CA host. When nothing needs issuing it
     touches none of the host's keys, certificates or bundle and reports no change, which is what makes a
     fleet-wide no-op run cheap.
+  - A re-run converges. When the full chain and key are good, each file derived from them (V(<name>.crt),
+    V(<name>.chain.pem), V(<name>.combined.pem)) that is missing or says something else is written again from them,
+    without a new request, and the mode and owner of every file are put right - above all of the key and the
+    combined PEM, which hold the private key (C(repaired) lists them). A full chain that cannot be read is issued
+    again, like a missing one.
+  - A key or combined PEM that is a symbolic link is refused, nothing written; these files must be regular files
+    in O(directory), whose mode and owner this module keeps.
+  - A private key in an option other than the key's own is refused before anything else, and masked in the
+    task's output.
   - A decision that finds nothing to do (without O(signed), or after installing with it) is remembered in C(.fleet-mtls-decision.json) in O(directory) (mode
     V('0600'), no key material - digests only), with when it stops holding - the first renewal time, or the first
     moment a certificate involved starts or stops being valid. A later run with the same options, the same files
-    (content, mode, owner and group of each full chain, key and the trust bundle), the same ids behind the owner
+    (content, mode, owner and group of every file of each certificate, and of the trust bundle), the same ids behind the owner
     and group names and the same deciding code (its source is part of the key) answers from it between the
     decision and that moment, without loading C(cryptography); anything else is decided in
     full. O(force_renewal=true) never uses it. Removing the file is always safe.
@@ -41,7 +50,8 @@ options:
   certificates:
     description:
       - The certificates the host needs. Files are V(<name>.key), V(<name>.fullchain.pem) (what the decision reads),
-        and V(<name>.key.pending) while a renewal waits for its certificate.
+        V(<name>.crt), V(<name>.chain.pem), V(<name>.combined.pem) with O(certificates[].combined), and
+        V(<name>.key.pending) while a renewal waits for its certificate.
     type: list
     elements: dict
     required: true
@@ -201,8 +211,8 @@ certificates:
       description: Name of the certificate.
       type: str
     reasons:
-      description: Why it needs issuing (as C(reissue_reasons) of M(fleet.mtls.certificate_info), plus V(forced)); empty
-        when it does not.
+      description: Why it needs issuing (as C(reissue_reasons) of M(fleet.mtls.certificate_info), plus V(forced), and
+        V(unreadable) for a full chain that cannot be read); empty when it does not.
       type: list
       elements: str
     serial:
@@ -217,6 +227,11 @@ certificates:
     pending_key:
       description: Whether the request is for a new pending key.
       type: bool
+    repaired:
+      description: The files of a good certificate that were (or would be) written again from its full chain and key,
+        or whose mode or owner was put right.
+      type: list
+      elements: str
 bundle_changed:
   description: Whether the trust bundle was (or would be) rewritten.
   returned: always
@@ -253,18 +268,22 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _memo
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 # The code whose decision the memo stands for (the imports of _request, all the way down).
-DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_install", "_memo", "_module", "_policy", "_request",
-                 "_x509")
+DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_install", "_memo", "_module", "_params", "_policy",
+                 "_request", "_x509")
 
 
 def decision_paths(params):
-    """The files the decision reads: each certificate's full chain and key, and the trust bundle."""
+    """The files the decision reads or puts right: each certificate's files and key, and the trust bundle."""
     directory = params["directory"].rstrip("/")
     paths = [params["ca_bundle_path"]] if params["ca_bundle_path"] else []
     for spec in params["certificates"]:
-        paths += ["%s/%s.fullchain.pem" % (directory, spec["name"]), "%s/%s.key" % (directory, spec["name"])]
+        base = "%s/%s" % (directory, spec["name"])
+        paths += [base + ".fullchain.pem", base + ".key", base + ".crt", base + ".chain.pem"]
+        if spec["combined"]:
+            paths.append(base + ".combined.pem")
     return paths
 
 
@@ -306,6 +325,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    _params.refuse_private_keys(module)  # before the memo, whose answer would echo the options too
     installing = module.params["signed"] is not None
     memo = None
     if not installing and not module.params["force_renewal"]:

@@ -51,6 +51,8 @@ def host(tmp_path, run_module, pki):
     assert [request["name"] for request in first["requests"]] == ["web1/server"]
     key = c.load_private_key((directory / "server.key").read_bytes())
     _key, cert = pki.leaf(["DNS:web1"], key=key)
+    (directory / "server.crt").write_bytes(_x509.certificate_pem(cert))
+    (directory / "server.chain.pem").write_bytes(_x509.certificate_pem(pki.issuing))
     (directory / "server.fullchain.pem").write_bytes(_x509.certificate_pem(cert) + _x509.certificate_pem(pki.issuing))
     assert not (directory / _memo.MEMO_NAME).exists()  # a run that requested something remembers nothing
     return args, directory
@@ -323,3 +325,115 @@ def test_a_certificate_name_outside_the_directory_is_refused_and_nothing_is_writ
     refused = run_module(args)
     assert refused.get("failed") and "is not a certificate name" in refused["msg"], refused
     assert sorted(path.name for path in tmp_path.rglob("*")) == []
+
+
+def _digests(directory):
+    import hashlib
+    return dict((path.name, (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode & 0o7777))
+                for path in sorted(pathlib.Path(directory).iterdir()) if not path.is_symlink())
+
+
+@pytest.fixture
+def installed(run_module, cold, pki):
+    """The cold host after its certificates were signed and installed: (args, directory)."""
+    args, directory, requests = cold
+    run_module(dict(args, signed=sign(pki, requests)))
+    return args, directory
+
+
+def _chmod(name, mode):
+    def change(directory):
+        os.chmod(str(directory / name), mode)
+    return change
+
+
+def _delete(name):
+    def change(directory):
+        (directory / name).unlink()
+    return change
+
+
+def _corrupt(name):
+    def change(directory):
+        (directory / name).write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    return change
+
+
+@pytest.mark.parametrize("change, repaired", [
+    (_chmod("server.combined.pem", 0o644), ["server.combined.pem"]),
+    (_chmod("server.key", 0o644), ["server.key"]),
+    (_chmod("client.crt", 0o600), ["client.crt"]),
+    (_delete("client.crt"), ["client.crt"]),
+    (_delete("server.chain.pem"), ["server.chain.pem"]),
+    (_corrupt("server.chain.pem"), ["server.chain.pem"]),
+    (_corrupt("server.crt"), ["server.crt"]),
+    (_delete("server.combined.pem"), ["server.combined.pem"]),
+    (_corrupt("server.combined.pem"), ["server.combined.pem"]),
+], ids=["combined 0644", "key 0644", "certificate 0600", "certificate deleted", "chain deleted", "chain corrupted",
+        "certificate corrupted", "combined deleted", "combined corrupted"])
+def test_a_re_run_repairs_the_files_of_a_good_certificate_without_a_request(run_module, installed, decisions,
+                                                                            change, repaired):
+    """The audit: re-runs, with or without the memo, reported ok and left a 0644 combined PEM, a deleted .crt, a
+    corrupted .chain.pem as they were."""
+    args, directory = installed
+    assert run_module(args)["changed"] is False  # the memo the installation left
+    good = _digests(directory)
+    change(directory)
+
+    checked = run_module(args, check_mode=True)
+    assert checked["changed"] is True
+    assert [path for cert in checked["certificates"] for path in cert["repaired"]] == \
+        [str(directory / name) for name in repaired]
+    repaired_run = run_module(args)
+    assert repaired_run["changed"] is True and repaired_run["requests"] == []
+    assert [cert["reasons"] for cert in repaired_run["certificates"]] == [[], []]
+    assert _digests(directory) == good  # every file as the installation wrote it, the memo included
+    settled = run_module(args)
+    assert settled["changed"] is False
+    assert [cert["repaired"] for cert in settled["certificates"]] == [[], []]
+
+
+def test_a_full_chain_that_cannot_be_read_is_issued_again(run_module, installed):
+    args, directory = installed
+    _corrupt("server.fullchain.pem")(directory)
+    result = run_module(args)
+    assert result["changed"] is True
+    assert [cert["reasons"] for cert in result["certificates"]] == [["unreadable"], []]
+    assert [request["name"] for request in result["requests"]] == ["lb1/server"]
+
+
+@pytest.mark.parametrize("name", ["server.key", "server.combined.pem"])
+def test_a_key_file_that_is_a_symlink_is_refused_and_nothing_is_written(run_module, installed, tmp_path, name):
+    """The audit: a key reached through a symlink to a 0644 file kept 0644, and the module reported ok."""
+    args, directory = installed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / name
+    target.write_bytes((directory / name).read_bytes())
+    os.chmod(str(target), 0o644)
+    (directory / name).unlink()
+    (directory / name).symlink_to(target)
+    before, outside = _digests(directory), _digests(elsewhere)
+    for check_mode in (True, False):
+        refused = run_module(args, check_mode=check_mode)
+        assert refused.get("failed") and "is a symbolic link" in refused["msg"], refused
+    assert _digests(directory) == before and _digests(elsewhere) == outside
+    assert os.path.islink(str(directory / name))
+
+
+@pytest.mark.parametrize("option", ["trust", "signed certificate", "signed chain"])
+def test_a_private_key_in_a_logged_option_is_refused_and_masked(run_module, cold, pki, option):
+    args, directory, requests = cold
+    key = (directory / "server.key").read_bytes().decode("ascii")
+    signed = sign(pki, requests)
+    if option == "trust":
+        args = dict(args, trust_certificates=[args["trust_certificates"][0] + key])
+    elif option == "signed certificate":
+        args = dict(args, signed=[dict(signed[0], certificate=signed[0]["certificate"] + key)])
+    else:
+        args = dict(args, signed=[dict(signed[0], chain=signed[0]["chain"] + key)])
+    before = _digests(directory)
+    refused = run_module(args)
+    assert refused.get("failed") and "holds a private key" in refused["msg"], refused
+    assert "PRIVATE KEY" not in json.dumps(refused)
+    assert _digests(directory) == before

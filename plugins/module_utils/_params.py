@@ -1,0 +1,54 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks on a module's parameters that come before everything else, with the standard library only.
+
+A private key belongs in an option declared ``no_log`` (privatekey_content,
+the passphrases); every other option is printed back in the task's
+``invocation`` at ``-vvv``. A key pasted into such an option (a combined PEM
+given as a certificate, say) is refused here, and its value is masked first,
+so the failure itself does not show it. This runs before a module reads its
+memo, so that even a remembered answer never echoes a key.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Every PEM private key label: PRIVATE KEY, RSA/EC/DSA/ENCRYPTED/OPENSSH PRIVATE KEY.
+PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def _walk(spec, value, name, found):
+    """Collect (option name, string) for each string under an option that is not no_log and holds a key."""
+    if isinstance(value, str):
+        if PRIVATE_KEY_BLOCK.search(value):
+            found.append((name, value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            option = (spec or {}).get(key, {})
+            if not option.get("no_log"):
+                _walk(option.get("options"), item, "%s.%s" % (name, key) if name else key, found)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _walk(spec, item, "%s[%d]" % (name, index), found)
+
+
+def private_keys_in(argument_spec, params):
+    """[(option name, value)] of every logged option value that holds a private key."""
+    found = []
+    _walk(argument_spec, params, "", found)
+    return found
+
+
+def refuse_private_keys(module):
+    """Fail, with the offending values masked, when an option that is logged holds a private key."""
+    found = private_keys_in(module.argument_spec, module.params)
+    if not found:
+        return
+    for _name, value in found:
+        module.no_log_values.add(value)
+    names = sorted(set(name for name, _value in found))
+    module.fail_json(msg="%s hold%s a private key. A key is never passed in an option that is logged: give the "
+                         "certificates alone (a combined PEM holds the key too), and the key only in an option made "
+                         "for it, such as privatekey_path or privatekey_content"
+                         % (", ".join(names), "s" if len(names) == 1 else ""))
