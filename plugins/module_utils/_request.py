@@ -73,12 +73,22 @@ def converge_files(module, spec, directory, certs, key_file, diffs):
     cert_pem = _x509.certificate_pem(certs[0])
     chain_pem = b"".join(_x509.certificate_pem(cert) for cert in certs[1:])
     key_mode = _module.parse_mode(spec["key_mode"], 0o600)
-    wanted = [(base + ".crt", cert_pem, 0o644, False), (base + ".chain.pem", chain_pem, 0o644, False),
-              (base + ".fullchain.pem", None, 0o644, False)]
+    wanted = [(base + ".crt", cert_pem, 0o644, False, spec["group"]),
+              (base + ".chain.pem", chain_pem, 0o644, False, spec["group"]),
+              (base + ".fullchain.pem", None, 0o644, False, spec["group"])]
     if spec["combined"]:
-        wanted.append((base + ".combined.pem", cert_pem + chain_pem + key_file.current, key_mode, True))
-    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=spec["group"]),
-                content) for path, content, mode, secret in wanted]
+        # The one grant kept is group read, with its group: the documented group mode a service role gives its
+        # service's group (python_service's key_group_access). Anything more than key_mode and that is taken away.
+        combined_path = base + ".combined.pem"
+        try:
+            group_read = os.lstat(combined_path).st_mode & 0o040
+        except OSError:
+            group_read = 0
+        kept_group = group_read and not key_mode & 0o040
+        wanted.append((combined_path, cert_pem + chain_pem + key_file.current, key_mode | group_read, True,
+                       None if kept_group else spec["group"]))
+    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=group), content)
+               for path, content, mode, secret, group in wanted]
     for target, _content in targets:
         target.check_writable()
     repaired = []

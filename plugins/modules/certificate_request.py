@@ -24,7 +24,8 @@ description:
   - A re-run converges. When the full chain and key are good, each file derived from them (V(<name>.crt),
     V(<name>.chain.pem), V(<name>.combined.pem)) that is missing or says something else is written again from them,
     without a new request, and the mode and owner of every file are put right - above all of the key and the
-    combined PEM, which hold the private key (C(repaired) lists them). A full chain that cannot be read is issued
+    combined PEM, which hold the private key (C(repaired) lists them). The combined PEM keeps group read when it
+    has it (the group mode P(fleet.mtls.python_service#role) grants), never more. A full chain that cannot be read is issued
     again, like a missing one.
   - A key or combined PEM that is a symbolic link is refused, nothing written; these files must be regular files
     in O(directory), whose mode and owner this module keeps.

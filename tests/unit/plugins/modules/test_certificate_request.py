@@ -360,7 +360,7 @@ def _corrupt(name):
 
 
 @pytest.mark.parametrize("change, repaired", [
-    (_chmod("server.combined.pem", 0o644), ["server.combined.pem"]),
+    (_chmod("server.combined.pem", 0o604), ["server.combined.pem"]),
     (_chmod("server.key", 0o644), ["server.key"]),
     (_chmod("client.crt", 0o600), ["client.crt"]),
     (_delete("client.crt"), ["client.crt"]),
@@ -369,7 +369,7 @@ def _corrupt(name):
     (_corrupt("server.crt"), ["server.crt"]),
     (_delete("server.combined.pem"), ["server.combined.pem"]),
     (_corrupt("server.combined.pem"), ["server.combined.pem"]),
-], ids=["combined 0644", "key 0644", "certificate 0600", "certificate deleted", "chain deleted", "chain corrupted",
+], ids=["combined 0604", "key 0644", "certificate 0600", "certificate deleted", "chain deleted", "chain corrupted",
         "certificate corrupted", "combined deleted", "combined corrupted"])
 def test_a_re_run_repairs_the_files_of_a_good_certificate_without_a_request(run_module, installed, decisions,
                                                                             change, repaired):
@@ -391,6 +391,19 @@ def test_a_re_run_repairs_the_files_of_a_good_certificate_without_a_request(run_
     settled = run_module(args)
     assert settled["changed"] is False
     assert [cert["repaired"] for cert in settled["certificates"]] == [[], []]
+
+
+@pytest.mark.parametrize("mode, repaired_mode", [(0o640, None), (0o644, 0o640), (0o660, 0o640), (0o604, 0o600)])
+def test_a_combined_pem_may_stay_group_readable_never_more(run_module, installed, mode, repaired_mode):
+    """Group read is the documented group mode python_service gives its service's group: kept, so the two roles
+    do not undo each other on every run; any grant beyond it is taken away."""
+    args, directory = installed
+    combined = directory / "server.combined.pem"
+    os.chmod(str(combined), mode)
+    result = run_module(args)
+    assert result["changed"] is (repaired_mode is not None)
+    assert combined.stat().st_mode & 0o777 == (repaired_mode if repaired_mode is not None else mode)
+    assert run_module(args)["changed"] is False
 
 
 def test_a_full_chain_that_cannot_be_read_is_issued_again(run_module, installed):
