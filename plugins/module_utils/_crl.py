@@ -8,12 +8,49 @@ import datetime
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
+from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 if c.HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+
+# The longest a CRL is signed for: ten years, for a root CA that signs rarely.
+MAX_NEXT_UPDATE_DAYS = 3650
+# The earliest revocation date a CRL entry carries (cryptography refuses older).
+EARLIEST_REVOCATION_DATE = datetime.datetime(1950, 1, 1, tzinfo=c.UTC)
+
+
+def check_schedule(next_update_days, refresh_days=None):
+    """(next_update_days, refresh_days) of a CRL, checked; refresh_days defaults to half the validity.
+
+    next_update_days is a whole number from 1 to MAX_NEXT_UPDATE_DAYS;
+    refresh_days from 0 (re-sign an unchanged CRL only once it has expired)
+    to next_update_days (re-sign it on every run).
+    """
+    _policy.check_whole_number(next_update_days, "next_update_days", 1, MAX_NEXT_UPDATE_DAYS, "days")
+    if refresh_days is None:
+        return next_update_days, next_update_days / 2.0
+    # NaN compares false, so it is refused with the rest.
+    if isinstance(refresh_days, bool) or not isinstance(refresh_days, (int, float)) \
+            or not 0 <= refresh_days <= next_update_days:
+        raise PkiError("refresh_days must be from 0 to next_update_days (%d), not %r"
+                       % (next_update_days, refresh_days))
+    return next_update_days, float(refresh_days)
+
+
+def parse_revocation_date(text, serial):
+    """The revocation date a caller gives for serial (ISO 8601), one a CRL can carry."""
+    try:
+        when = c.parse_isoformat(text)
+    except PkiError:
+        raise PkiError("revocation_date %r of serial %s is not an ISO 8601 date and time" % (text, serial))
+    except OverflowError:  # in UTC, before year 1 or after 9999
+        raise PkiError("revocation_date %r of serial %s is out of range" % (text, serial))
+    if when < EARLIEST_REVOCATION_DATE:
+        raise PkiError("revocation_date %r of serial %s is before 1950, which a CRL cannot carry" % (text, serial))
+    return when
 
 
 class Revocation(object):

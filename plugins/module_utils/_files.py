@@ -7,14 +7,21 @@ owner before any byte is written (a key is never readable by others, not
 even for a moment), is flushed to disk, and then renamed over the old file.
 A reader sees the old content or the new, never a mix; a failure leaves the
 old file byte-identical.
+
+Writers that read, decide and write (the CA's index and CRL) do so holding
+an exclusive lock (exclusive_lock), so that two runs never decide from the
+same old content.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import grp
 import os
 import pwd
+import stat
 import tempfile
 
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -126,3 +133,36 @@ def remove(path):
             raise PkiError("cannot remove %s: %s" % (path, exc.strerror))
         return False
     return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Hold an exclusive flock on path, a regular file made (mode 0600) when missing.
+
+    The lock file is never reached through a symbolic link (which would
+    create or lock a file elsewhere) and must be a regular file; anything else
+    is refused naming the path. O_NONBLOCK only keeps the open of a FIFO from
+    waiting for a reader; flock still waits for the lock. Closing the file
+    releases the lock, also when the block raises.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PkiError("lock file %s is a symbolic link; it must be a regular file" % path)
+        if exc.errno == errno.EISDIR:
+            raise PkiError("lock file %s is a directory; it must be a regular file" % path)
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader, a socket
+            raise PkiError("lock file %s is not a regular file" % path)
+        raise PkiError("cannot open lock file %s: %s" % (path, exc.strerror or exc))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PkiError("lock file %s is not a regular file" % path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise PkiError("cannot lock %s: %s" % (path, exc.strerror or exc))
+        yield
+    finally:
+        os.close(fd)

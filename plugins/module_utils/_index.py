@@ -2,16 +2,20 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The CA host's record of every certificate it issued.
 
-One JSON document, rewritten atomically under an exclusive lock, so that two
-plays signing at once never lose an entry. Revocation marks entries here and
-the CRL is generated from them.
+One JSON document, rewritten atomically under the CA's exclusive lock
+(ca_lock), so that two plays signing at once never lose an entry. Revocation
+marks entries here and the CRL is generated from them, under the same lock.
+An index whose entries the modules could not use is refused as malformed
+when it is read, by listing and writing runs alike.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
+import re
 
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -22,50 +26,59 @@ REVOCATION_REASONS = (
     "cessation_of_operation", "certificate_hold", "privilege_withdrawn", "aa_compromise",
 )
 
+# A serial as sign records it (_crypto.serial_hex): upper-case hex digits.
+_RECORDED_SERIAL = re.compile(r"[0-9A-F]+")
+# What a serial given by a caller may hold once colons and a 0x prefix are gone:
+# hex digits only (int(text, 16) would also take a sign, "_" and spaces).
+_HEX_DIGITS = re.compile(r"[0-9A-F]+")
+
+
+def lock_path(index_path):
+    """The CA's lock file, beside its index."""
+    return index_path + ".lock"
+
+
+def ca_lock(index_path):
+    """The CA's lock, as a context manager.
+
+    Every run that writes the CA's index or its CRL holds it from the first
+    read to the last write, so that two runs never decide from the same old
+    content. The index itself need not exist.
+    """
+    return _files.exclusive_lock(lock_path(index_path))
+
 
 class CertificateIndex(object):
-    """Use as a context manager: it holds the lock from load to save.
+    """Use as a context manager: it holds the CA's lock from load to save.
 
-    With save=False (check mode) changes are made in memory only.
+    With save=False (check mode) changes are made in memory only and no lock
+    is taken. With locked=True the caller already holds ca_lock() for a longer
+    read-decide-write sequence, and the index takes no lock of its own.
     """
 
-    def __init__(self, path, save=True):
+    def __init__(self, path, save=True, locked=False):
         self.path = path
         self.save = save
+        self.locked = locked
         self.entries = []
-        self._lock_handle = None
+        self._held = None
         self._dirty = False
 
     def __enter__(self):
-        if self.save:
-            _files.check_writable(self.path)
-            self._lock_handle = open(self.path + ".lock", "a")
-            fcntl.flock(self._lock_handle, fcntl.LOCK_EX)
-        self.entries = self._load()
+        with contextlib.ExitStack() as stack:
+            if self.save:
+                _files.check_writable(self.path)
+                if not self.locked:
+                    stack.enter_context(ca_lock(self.path))
+            self.entries = _load(self.path)
+            self._held = stack.pop_all()
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if self._lock_handle is None:
-            return False
-        try:
-            if exc_type is None and self._dirty:
+        with self._held:
+            if exc_type is None and self.save and self._dirty:
                 self._save()
-        finally:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
         return False
-
-    def _load(self):
-        raw = _files.read_bytes(self.path)
-        if raw is None:
-            return []
-        try:
-            document = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:
-            raise PkiError("certificate index %s is corrupt: %s" % (self.path, exc))
-        if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:
-            raise PkiError("certificate index %s has an unknown format" % self.path)
-        return document.get("certificates", [])
 
     def _save(self):
         document = {"format": INDEX_FORMAT, "certificates": self.entries}
@@ -103,14 +116,69 @@ class CertificateIndex(object):
 
 def read_entries(path):
     """The index's entries without taking the lock for writing (listing only)."""
+    return _load(path)
+
+
+def _load(path):
     raw = _files.read_bytes(path)
     if raw is None:
         return []
     try:
         document = json.loads(raw.decode("utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise PkiError("certificate index %s is corrupt: %s" % (path, exc))
-    return document.get("certificates", [])
+    version = document.get("format") if isinstance(document, dict) else None
+    if isinstance(version, bool) or version != INDEX_FORMAT:
+        raise PkiError("certificate index %s has an unknown format" % path)
+    return checked_entries(document.get("certificates"), path)
+
+
+def checked_entries(certificates, path):
+    """The index's certificates, refused unless every entry is one the modules can use.
+
+    Each entry is an object with the serial as sign records it (upper-case
+    hex, an even number of digits) and not_after in ISO 8601; a revoked one
+    has revoked_at in ISO 8601 and a known revocation_reason.
+    """
+    def malformed(why):
+        return PkiError("certificate index %s is malformed: %s" % (path, why))
+
+    if not isinstance(certificates, list):
+        raise malformed("certificates is not a list")
+    for number, entry in enumerate(certificates, 1):
+        if not isinstance(entry, dict):
+            raise malformed("entry %d is not an object" % number)
+        serial = entry.get("serial")
+        if not isinstance(serial, str) or not serial:
+            raise malformed("entry %d has no serial" % number)
+        if not _is_recorded_serial(serial):
+            raise malformed("entry %d has the serial %r, not upper-case hex as sign records it" % (number, serial))
+        if not isinstance(entry.get("not_after"), str):
+            raise malformed("entry %d (serial %s) has no not_after" % (number, serial))
+        if not _is_time(entry["not_after"]):
+            raise malformed("entry %d (serial %s): not_after %r is not an ISO 8601 date and time"
+                            % (number, serial, entry["not_after"]))
+        if entry.get("revoked_at") is None:
+            continue
+        if not isinstance(entry["revoked_at"], str) or not _is_time(entry["revoked_at"]):
+            raise malformed("entry %d (serial %s): revoked_at %r is not an ISO 8601 date and time"
+                            % (number, serial, entry["revoked_at"]))
+        if entry.get("revocation_reason") not in REVOCATION_REASONS:
+            raise malformed("entry %d (serial %s): revocation_reason %r is not one of %s"
+                            % (number, serial, entry.get("revocation_reason"), ", ".join(REVOCATION_REASONS)))
+    return certificates
+
+
+def _is_recorded_serial(text):
+    return bool(_RECORDED_SERIAL.fullmatch(text)) and normalize_serial(text) == text
+
+
+def _is_time(text):
+    try:
+        c.parse_isoformat(text)
+    except (PkiError, OverflowError):
+        return False
+    return True
 
 
 def normalize_serial(serial):
@@ -120,9 +188,9 @@ def normalize_serial(serial):
         text = str(serial).replace(":", "").strip().upper()
         if text.startswith("0X"):
             text = text[2:]
-        try:
-            int(text, 16)
-        except ValueError:
+        if not _HEX_DIGITS.fullmatch(text):
             raise PkiError("serial %r is not a hexadecimal number" % (serial,))
+    if isinstance(serial, bool) or (isinstance(serial, int) and serial < 0):
+        raise PkiError("serial %r is not a positive number" % (serial,))
     text = text.lstrip("0") or "0"
     return text if len(text) % 2 == 0 else "0" + text

@@ -46,6 +46,12 @@ COMMON_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # wildcard.
 _LDH_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
+# Bounds of the numbers the CA modules take, checked before anything is
+# written (check mode too). Within them every date stays far inside what
+# datetime and X.509 represent; beyond them a value is a typo.
+MAX_VALIDITY_DAYS = 36500  # a CA's or a leaf's lifetime: a hundred years
+MAX_BACKDATE_SECONDS = 86400  # a leaf's not_before in the past, for clock skew: a day
+
 
 def profile_for(csr, requested_profile, item_name):
     """The profile to sign with: the one asked for, else what the CSR requests.
@@ -269,6 +275,19 @@ def check_identity(sans, item_name, authorized_sans):
                        % (item_name, ", ".join(asked) or "none", ", ".join(allowed) or "none"))
 
 
+def check_whole_number(value, option, minimum, maximum, unit):
+    """value, an int from minimum to maximum; else a refusal naming the option, the range and the value."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise PkiError("%s must be a whole number from %d to %d %s, not %r" % (option, minimum, maximum, unit, value))
+    return value
+
+
+def check_leaf_lifetime(validity_days, backdate_seconds):
+    """The signer's own lifetime options: validity_days and backdate_seconds within their bounds."""
+    check_whole_number(validity_days, "validity_days", 1, MAX_VALIDITY_DAYS, "days")
+    check_whole_number(backdate_seconds, "backdate_seconds", 0, MAX_BACKDATE_SECONDS, "seconds")
+
+
 def check_validity_days(validity_days, item_name, max_days):
     """A request may shorten the policy's lifetime, never extend it."""
     if validity_days is None:
@@ -312,15 +331,9 @@ def check_csr(csr, item_name, policy, common_name=None):
 
 def validity_window(now, validity_days, backdate_seconds, ca_not_after):
     """(not_before, not_after) for a new leaf, never outliving its CA."""
-    if validity_days <= 0:
-        raise PkiError("validity_days must be positive, not %s" % validity_days)
+    check_leaf_lifetime(validity_days, backdate_seconds)
     not_before = now - datetime.timedelta(seconds=backdate_seconds)
-    try:
-        not_after = now + datetime.timedelta(days=validity_days)
-    except OverflowError:
-        not_after = ca_not_after
-    if not_after > ca_not_after:
-        not_after = ca_not_after
+    not_after = min(now + datetime.timedelta(days=validity_days), ca_not_after)
     if not_after <= now:
         raise PkiError("the CA expires on %s: it cannot issue a valid certificate" % c.isoformat(ca_not_after))
     return not_before.replace(microsecond=0), not_after.replace(microsecond=0)

@@ -104,7 +104,8 @@ def check_certificate_names(specs):
 
     Checked before anything is written, in every run (request and install),
     so that no name can reach outside directory ("../outside/pwn") or put
-    two certificates in the same files.
+    two certificates in the same files. A lifetime asked for is a number of
+    days the CA can sign (the CA's policy may still shorten it).
     """
     names = []
     for index, spec in enumerate(specs):
@@ -113,6 +114,9 @@ def check_certificate_names(specs):
             raise PkiError("certificates[%d].name %r is not a certificate name: one word of letters, digits, '.', "
                            "'_' and '-', at most 64 characters, no '/' (it names the files <directory>/<name>.*)"
                            % (index, name))
+        if spec.get("validity_days") is not None:
+            _policy.check_whole_number(spec["validity_days"], "certificates[%d].validity_days" % index, 1,
+                                       _policy.MAX_VALIDITY_DAYS, "days")
         names.append(name)
     if len(set(names)) != len(names):
         raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
@@ -185,7 +189,7 @@ def prepare(module, honour_force=True):
                                   _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"]))
             request = dict(name="%s/%s" % (params["requester"], spec["name"]), csr=_x509.csr_pem(csr).decode("ascii"),
                            profile=spec["profile"], requester=params["requester"])
-            if spec["validity_days"]:
+            if spec["validity_days"] is not None:
                 request["validity_days"] = spec["validity_days"]
             requests.append(request)
     result = dict(changed=changed or bundle_changed, requests=requests, certificates=states,

@@ -28,8 +28,11 @@ class Request(object):
         self.requester = requester
 
 
-def check_requests(items, policy, default_profile=None, default_validity_days=90):
-    """Parse and check every item.
+def check_requests(items, policy, default_profile=None, default_validity_days=90, backdate_seconds=300):
+    """Parse and check every item, and the batch's own lifetime options.
+
+    The one validation of a batch: check mode and the real run both call it
+    before anything is signed or written, so they refuse the same input.
 
     An item is {name, csr, profile?, validity_days?, requester?, common_name?,
     subject_alt_names?}. common_name and subject_alt_names are what the
@@ -37,6 +40,7 @@ def check_requests(items, policy, default_profile=None, default_validity_days=90
     the CSR must ask for exactly those names, and the subject is built from
     common_name. A request may shorten default_validity_days, never extend it.
     """
+    _policy.check_leaf_lifetime(default_validity_days, backdate_seconds)
     requests = []
     seen = set()
     for position, item in enumerate(items):

@@ -17,6 +17,10 @@ description:
     not a side effect). An existing certificate is kept while it matches the key, subject, constraints and parent and
     has not expired; otherwise it is re-issued for the same key, so certificates it signed keep verifying.
   - The key is written with mode V('0600'); O(mode) applies to the certificate (default V('0644')).
+  - A run holds a lock on the file O(key_path) with C(.lock) appended from reading the key and certificate to
+    writing them, so that two runs at the same time never leave a certificate for the other run's key. Check mode
+    takes no lock and writes nothing.
+  - Every option is checked before anything is read or written, in check mode too.
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
@@ -48,11 +52,14 @@ options:
     type: dict
     required: true
   validity_days:
-    description: Lifetime of the CA certificate. Default 3650 days for a root, 1825 for an intermediate.
-      An intermediate never outlives its parent.
+    description:
+      - Lifetime of the CA certificate, in days, from V(1) to V(36500) (a hundred years). Default 3650 days for a
+        root, 1825 for an intermediate.
+      - An intermediate never outlives its parent; a lifetime beyond the parent's ends with the parent's C(not_after).
     type: int
   path_length:
-    description: The basicConstraints pathLenConstraint; V(0) means it may sign only leaf certificates.
+    description: The basicConstraints pathLenConstraint, from V(0) to V(100); V(0) means it may sign only leaf
+      certificates.
     type: int
   name_constraints_permitted:
     description:
@@ -152,6 +159,7 @@ cert_issued:
   type: bool
 """
 
+import contextlib
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
@@ -159,11 +167,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 # A CA outlives its leaves: the stronger curve and RSA size by default.
 CA_DEFAULT_KEY_SIZE = {"ec": 384, "rsa": 4096, "ed25519": None}
+# No chain is longer: OpenSSL's default verify depth is 100, so a larger path length could never be used.
+MAX_PATH_LENGTH = 100
 
 
 def load_parent(params, now):
@@ -198,16 +209,40 @@ def certificate_fits(cert, key, params, parent_cert, now):
     return c.cert_signed_by(cert, issuer)
 
 
+def check_options(params, parent):
+    """The certificate's lifetime in days, with validity_days and path_length checked.
+
+    The same checks in check mode and the real run, before anything is read or written.
+    """
+    if params["validity_days"] is None:
+        validity_days = 1825 if parent else 3650
+    else:
+        validity_days = _policy.check_whole_number(params["validity_days"], "validity_days", 1,
+                                                   _policy.MAX_VALIDITY_DAYS, "days")
+    if params["path_length"] is not None:
+        _policy.check_whole_number(params["path_length"], "path_length", 0, MAX_PATH_LENGTH, "CA certificates")
+    return validity_days
+
+
 def ensure_ca(module):
+    """Check every option, then decide and write holding the key's lock (none in check mode, which writes nothing)."""
     params = module.params
+    validity_days = check_options(params, parent=bool(params["parent_cert_path"]))
     now = c.utcnow()
-    diffs = []
     key_file = _module.ManagedFile(module, params["key_path"], mode=0o600, secret=True)
     cert_file = _module.ManagedFile(module, params["cert_path"], mode=_module.parse_mode(params["mode"], 0o644))
     key_file.check_writable()
     cert_file.check_writable()
     parent_cert, parent_key = load_parent(params, now)
+    lock = contextlib.nullcontext() if module.check_mode else _files.exclusive_lock(params["key_path"] + ".lock")
+    with lock:
+        return ensure_key_and_certificate(module, key_file, cert_file, parent_cert, parent_key, validity_days, now)
 
+
+def ensure_key_and_certificate(module, key_file, cert_file, parent_cert, parent_key, validity_days, now):
+    """Read the key and certificate, keep or make them, and write: the whole sequence under the key's lock."""
+    params = module.params
+    diffs = []
     wanted_type = params["key_type"]
     wanted_size = params["key_size"] if params["key_size"] is not None else CA_DEFAULT_KEY_SIZE[wanted_type]
     if key_file.exists:
@@ -234,11 +269,8 @@ def ensure_ca(module):
             cert = existing
     cert_issued = cert is None
     if cert is None:
-        validity = params["validity_days"] or (1825 if parent_cert is not None else 3650)
-        if validity <= 0:
-            raise PkiError("validity_days must be positive, not %s" % validity)
         not_before = (now - datetime.timedelta(minutes=5)).replace(microsecond=0)
-        not_after = (now + datetime.timedelta(days=validity)).replace(microsecond=0)
+        not_after = (now + datetime.timedelta(days=validity_days)).replace(microsecond=0)
         if parent_cert is not None and not_after > c.not_valid_after(parent_cert):
             not_after = c.not_valid_after(parent_cert)
         cert = _x509.build_ca_certificate(

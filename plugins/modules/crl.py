@@ -14,6 +14,10 @@ description:
   - O(revoke) marks certificates revoked in the index first, by serial or by the name they were signed under.
   - The CRL is re-signed only when its content would change or it comes close to its C(next_update) (O(refresh_days));
     otherwise nothing changes. Each new CRL's number is one more than the last.
+  - A run holds the CA's lock, the file O(index_path) with C(.lock) appended (also with O(use_index=false)), from
+    reading the current CRL and the index to writing both, so that runs at the same time publish one CRL after the
+    other, with distinct, increasing numbers. Check mode takes no lock and writes nothing.
+  - Every option is checked before the lock is taken or anything is read, in check mode too.
   - Servers reject every client once a CRL they load has expired, so keep the schedule that re-runs this module well
     inside O(next_update_days), and deploy CRLs with the service roles, which refuse an expired one.
 author:
@@ -69,15 +73,17 @@ options:
         choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
                   cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
       revocation_date:
-        description: When it was revoked (ISO 8601). Default the CRL's first listing of it, or now.
+        description: When it was revoked (ISO 8601), not before 1950. Default the CRL's first listing of it, or now.
         type: str
   next_update_days:
-    description: How long the CRL stays valid.
+    description: How long the CRL stays valid, in days, from V(1) to V(3650) (ten years).
     type: int
     default: 7
   refresh_days:
-    description: Re-sign an unchanged CRL once less than this is left before its C(next_update). Default half of
-      O(next_update_days).
+    description:
+      - Re-sign an unchanged CRL once less than this is left before its C(next_update). Default half of
+        O(next_update_days).
+      - From V(0) (only once it has expired) to O(next_update_days) (on every run).
     type: float
 seealso:
   - module: fleet.mtls.sign
@@ -130,6 +136,7 @@ newly_revoked:
   elements: str
 """
 
+import contextlib
 import datetime
 import os
 
@@ -145,15 +152,34 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 REASONS = list(_index.REVOCATION_REASONS)
 
 
+def check_revoke_items(items):
+    """The revoke items, checked before anything is locked or read: exactly one of serial and name each."""
+    checked = []
+    for item in items:
+        if bool(item.get("serial")) == bool(item.get("name")):
+            raise PkiError("each revoke item needs exactly one of serial and name")
+        serial = _index.normalize_serial(item["serial"]) if item.get("serial") else None
+        checked.append(dict(serial=serial, name=None if serial else item["name"], reason=item["reason"]))
+    return checked
+
+
+def check_listed_serials(items):
+    """(serial, revocation date or None, reason) of each serials item, checked."""
+    listed = []
+    for item in items:
+        serial = _index.normalize_serial(item["serial"])
+        when = _crl.parse_revocation_date(item["revocation_date"], serial) if item.get("revocation_date") else None
+        listed.append((serial, when, item.get("reason") or "unspecified"))
+    return listed
+
+
 def mark_revoked(index, requests, now):
     newly = []
     for item in requests:
-        if bool(item.get("serial")) == bool(item.get("name")):
-            raise PkiError("each revoke item needs exactly one of serial and name")
-        entries = index.find(serial=item.get("serial"), name=item.get("name"))
+        entries = index.find(serial=item["serial"], name=item["name"])
         if not entries:
             raise PkiError("the index has no certificate with %s %s"
-                           % (("serial", item["serial"]) if item.get("serial") else ("name", item["name"])))
+                           % (("serial", item["serial"]) if item["serial"] else ("name", item["name"])))
         for entry in entries:
             if index.revoke(entry, c.isoformat(now), item["reason"]):
                 newly.append(entry["serial"])
@@ -167,40 +193,47 @@ def index_revocations(index, now):
 
 
 def ensure_crl(module):
+    """Check every option, then publish holding the CA's lock (none in check mode, which writes nothing)."""
     params = module.params
-    now = c.utcnow()
-    ca_cert, ca_key = _module.load_ca_signer(params, now)
+    next_update_days, refresh_days = _crl.check_schedule(params["next_update_days"], params["refresh_days"])
+    if params["revoke"] and not params["use_index"]:
+        raise PkiError("revoke marks entries in the index; it cannot be used with use_index=false")
+    revoke = check_revoke_items(params["revoke"])
+    listed = check_listed_serials(params["serials"])
+    ca_cert, ca_key = _module.load_ca_signer(params, c.utcnow())
     usage = _x509.extension_value(ca_cert, _x509.x509.KeyUsage)
     if usage is not None and not usage.crl_sign:
         raise PkiError("CA certificate %s may not sign CRLs: keyUsage lacks cRLSign" % params["ca_cert_path"])
-    if params["next_update_days"] <= 0:
-        raise PkiError("next_update_days must be positive")
-    refresh_days = params["refresh_days"] if params["refresh_days"] is not None else params["next_update_days"] / 2.0
-
     crl_file = _module.ManagedFile(module, params["path"], mode=_module.parse_mode(params["mode"], 0o644))
     crl_file.check_writable()
+    index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
+
+    lock = contextlib.nullcontext() if module.check_mode else _index.ca_lock(index_path)
+    with lock:
+        # The clock is read once the lock is held: CRLs written one after another have rising
+        # lastUpdate times as well as rising numbers.
+        return publish(module, ca_cert, ca_key, crl_file, index_path, revoke, listed,
+                       next_update_days, refresh_days, c.utcnow())
+
+
+def publish(module, ca_cert, ca_key, crl_file, index_path, revoke, listed, next_update_days, refresh_days, now):
+    """Read the current CRL and the index, decide, and write: the whole sequence under the CA's lock."""
     existing = None
     if crl_file.exists:
         try:
-            existing = _crl.load_crl(crl_file.current, source=params["path"])
+            existing = _crl.load_crl(crl_file.current, source=crl_file.path)
         except PkiError:
             existing = None  # an unreadable CRL is replaced; it holds nothing secret
     first_listed = dict((r.serial, r.revoked_at) for r in (_crl.revocations_in(existing) if existing else []))
 
-    index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
     revocations = []
     newly = []
-    if params["use_index"] or params["revoke"]:
-        if params["revoke"] and not params["use_index"]:
-            raise PkiError("revoke marks entries in the index; it cannot be used with use_index=false")
-        with _index.CertificateIndex(index_path, save=not module.check_mode) as index:
-            newly = mark_revoked(index, params["revoke"], now)
+    if module.params["use_index"]:
+        with _index.CertificateIndex(index_path, save=not module.check_mode, locked=True) as index:
+            newly = mark_revoked(index, revoke, now)
             revocations = index_revocations(index, now)
-    for item in params["serials"]:
-        serial = _index.normalize_serial(item["serial"])
-        when = c.parse_isoformat(item["revocation_date"]) if item.get("revocation_date") \
-            else first_listed.get(serial, now)
-        revocations.append(_crl.Revocation(serial, when, item.get("reason") or "unspecified"))
+    for serial, when, reason in listed:
+        revocations.append(_crl.Revocation(serial, when or first_listed.get(serial, now), reason))
     by_serial = {}
     for revocation in revocations:
         by_serial.setdefault(revocation.serial, revocation)
@@ -213,7 +246,7 @@ def ensure_crl(module):
         content = crl_file.current
     else:
         number = (_crl.crl_number(existing) if existing is not None and c.crl_signed_by(existing, ca_cert) else 0) + 1
-        crl = _crl.build_crl(ca_cert, ca_key, revocations, number, now, params["next_update_days"])
+        crl = _crl.build_crl(ca_cert, ca_key, revocations, number, now, next_update_days)
         content = _crl.crl_pem(crl)
     changed = crl_file.replace(content, diffs) or bool(newly)
     changed = crl_file.ensure_attributes(changed)

@@ -66,8 +66,8 @@ options:
         type: str
         choices: [server, client, server_client]
       validity_days:
-        description: Lifetime for this CSR's certificate, at most O(validity_days); a request that asks for more is
-          refused.
+        description: Lifetime for this CSR's certificate, a positive number of days, at most O(validity_days); a
+          request that asks for more is refused.
         type: int
       requester:
         description: Who asked (host name, ticket...), recorded in the index. Default the item's name.
@@ -96,11 +96,16 @@ options:
     type: str
     choices: [server, client, server_client]
   validity_days:
-    description: Lifetime of the certificates, in days. Short lives and automated rotation are the point of this collection.
+    description:
+      - Lifetime of the certificates, in days. Short lives and automated rotation are the point of this collection.
+      - From V(1) to V(36500) (a hundred years); any other value is refused, in check mode too. A certificate never
+        outlives the signing CA, so a lifetime beyond the CA's own ends with the CA's C(not_after).
     type: int
     default: 90
   backdate_seconds:
-    description: How far C(not_before) lies in the past, so hosts with a slightly slow clock accept the certificate at once.
+    description:
+      - How far C(not_before) lies in the past, so hosts with a slightly slow clock accept the certificate at once.
+      - From V(0) to V(86400) (a day); any other value is refused, in check mode too.
     type: int
     default: 300
   allowed_domains:
@@ -247,7 +252,8 @@ def sign_batch(module):
     policy = _policy.SigningPolicy(params["allowed_domains"], params["allowed_ip_ranges"],
                                    params["spiffe_trust_domain"], params["allow_email_sans"],
                                    ca_constraints=_x509.name_constraints_of(ca_cert))
-    requests = _signing.check_requests(params["csrs"], policy, params["profile"], params["validity_days"])
+    requests = _signing.check_requests(params["csrs"], policy, params["profile"], params["validity_days"],
+                                       params["backdate_seconds"])
     result["would_sign"] = [r.name for r in requests]
     result["changed"] = bool(requests)
     if module.check_mode or not requests:

@@ -96,6 +96,12 @@ def test_serials_normalize_like_servers_log_them(serial, expected):
     assert _index.normalize_serial(serial) == expected
 
 
+@pytest.mark.parametrize("serial", ["-1", "+1", "1_0", "1 0", "", "0x", "G1", -1, True])
+def test_a_serial_that_is_not_plain_hex_is_refused(serial):
+    with pytest.raises(PkiError, match="serial"):
+        _index.normalize_serial(serial)
+
+
 def test_atomic_write_sets_mode_before_content_and_replaces_whole(tmp_path):
     path = str(tmp_path / "secret.key")
     _files.atomic_write(path, b"first", mode=0o600)

@@ -327,6 +327,20 @@ def test_a_certificate_name_outside_the_directory_is_refused_and_nothing_is_writ
     assert sorted(path.name for path in tmp_path.rglob("*")) == []
 
 
+@pytest.mark.parametrize("days", [0, -5, 36501, 999999999])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_lifetime_the_ca_cannot_sign_is_refused_and_nothing_is_written(run_module, installed, days, check_mode):
+    """validity_days 0 used to be dropped from the request, so the CA's default lifetime applied unasked."""
+    args, directory = installed
+    before = _digests(directory)
+    args = dict(args, force_renewal=True, certificates=[dict(spec, validity_days=days) for spec in args["certificates"]])
+    refused = run_module(args, check_mode=check_mode)
+    assert refused.get("failed"), refused
+    assert "certificates[0].validity_days must be a whole number from 1 to 36500 days, not %d" % days \
+        in refused["msg"], refused["msg"]
+    assert _digests(directory) == before
+
+
 def _digests(directory):
     import hashlib
     return dict((path.name, (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode & 0o7777))

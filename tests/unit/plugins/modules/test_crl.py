@@ -1,0 +1,179 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""crl: one CRL after the other under the CA's lock, and every option checked alike in check mode.
+
+Each refusal is a clean failure with a message, and leaves every file of
+the CA's directory as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crl
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.modules import crl
+from ansible_collections.fleet.mtls.tests.unit.plugins.modules import ca_host
+
+MODULE = crl
+
+REVOKED = dict(serial="0C0D", name="old-web7", revoked_at="2025-06-01T00:00:00Z", revocation_reason="superseded")
+
+
+@pytest.fixture
+def ca(tmp_path, pki):
+    """The CA's directory (with one revoked entry in its index) and the crl args that publish into it."""
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=[{}, REVOKED])
+    return directory, dict(args, path=str(directory / "issuing.crl"))
+
+
+def test_concurrent_runs_publish_distinct_increasing_numbers(ca, tmp_path):
+    """Sixteen runs at once, each listing another serial: every one re-signs, none from the same old CRL.
+
+    Half of them publish without the index: the lock is the CA's, not the index's.
+    """
+    directory, args = ca
+    runs = [dict(args, serials=[dict(serial="%04X" % (0x1000 + number))], use_index=number % 2 == 0)
+            for number in range(16)]
+    observed = []
+
+    def watch():
+        done = threading.Event()
+
+        def poll():
+            seen = None
+            while not done.is_set():
+                try:
+                    data = (directory / "issuing.crl").read_bytes()
+                except FileNotFoundError:
+                    data = None
+                if data is not None and data != seen:
+                    seen = data
+                    observed.append(_crl.crl_number(_crl.load_crl(data)))
+                time.sleep(0.001)
+
+        watcher = threading.Thread(target=poll)
+        watcher.start()
+
+        def stop():
+            done.set()
+            watcher.join()
+        return stop
+
+    results = ca_host.run_at_once(crl.main, runs, tmp_path / "results", while_running=watch)
+    assert not [r["msg"] for r in results if r.get("failed")]
+    assert sorted(r["crl_number"] for r in results) == list(range(1, 17)), [r["crl_number"] for r in results]
+    assert observed == sorted(set(observed)), "CRLs as they were written: %s" % observed
+    in_order = sorted(results, key=lambda r: r["crl_number"])
+    assert [r["last_update"] for r in in_order] == sorted(r["last_update"] for r in in_order)
+    final = _crl.load_crl((directory / "issuing.crl").read_bytes())
+    assert _crl.crl_number(final) == 16
+    assert _crl.describe_crl(final)["revoked_serials"] == in_order[-1]["revoked_serials"]
+
+
+def test_without_the_index_the_lock_is_still_taken_and_no_index_is_made(tmp_path, pki, run_module):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, lock=False)
+    os.unlink(str(directory / "index.json"))
+    result = run_module(dict(args, path=str(directory / "issuing.crl"), use_index=False,
+                             serials=[dict(serial="1234")]))
+    assert not result.get("failed") and result["changed"] and result["revoked_serials"] == ["1234"], result
+    assert sorted(os.listdir(str(directory))) == ["index.json.lock", "issuing.crl", "issuing.crt", "issuing.key"]
+
+
+def test_check_mode_takes_no_lock_and_writes_nothing(tmp_path, pki, run_module):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=[{}, REVOKED], lock=False)
+    before = ca_host.snapshot(directory)
+    result = run_module(dict(args, path=str(directory / "issuing.crl"), revoke=[dict(name="web1/server")]),
+                        check_mode=True)
+    assert not result.get("failed") and result["changed"], result
+    assert result["newly_revoked"] == ["0A1B"] and result["revoked_serials"] == ["0A1B", "0C0D"]
+    assert ca_host.snapshot(directory) == before
+
+
+@pytest.mark.parametrize("use_index", [True, False])
+@pytest.mark.parametrize("make,why", [
+    (lambda path: os.symlink(str(path.parent / "elsewhere"), str(path)), "is a symbolic link"),
+    (lambda path: path.mkdir(), "is a directory"),
+    (lambda path: os.mkfifo(str(path)), "is not a regular file"),
+])
+def test_a_lock_path_that_is_not_a_regular_file_is_refused(tmp_path, pki, run_module, use_index, make, why):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, lock=False)
+    lock = directory / "index.json.lock"
+    make(lock)
+    msg = ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"), use_index=use_index,
+                                                      serials=[dict(serial="1234")]), str(lock), why)
+    assert "Traceback" not in msg
+    assert not os.path.lexists(str(directory / "elsewhere"))
+
+
+@pytest.mark.parametrize("certificates,why", [
+    ({"0A1B": {}}, "certificates is not a list"),
+    ([ca_host.ENTRY, "0A1B"], "entry 2 is not an object"),
+    ([ca_host.ENTRY, ca_host.ENTRY, dict(name="web3")], "entry 3 has no serial"),
+    ([dict(ca_host.ENTRY, revoked_at="2025-06-01T00:00:00Z", revocation_reason="bored")],
+     "entry 1 (serial 0A1B): revocation_reason 'bored'"),
+])
+def test_a_malformed_index_is_refused(ca, run_module, certificates, why):
+    directory, args = ca
+    (directory / "index.json").write_text(json.dumps({"format": 1, "certificates": certificates}))
+    ca_host.refused(run_module, directory, dict(args, revoke=[dict(name="web1/server")]),
+                    "certificate index %s is malformed: %s" % (directory / "index.json", why))
+
+
+# Whole numbers the schedule refuses, in check mode and in the real run alike.
+OUT_OF_RANGE = [0, -1, 3651, 2 ** 31, 2 ** 63, 10 ** 20]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("days", OUT_OF_RANGE)
+def test_next_update_days_out_of_range_is_refused(tmp_path, pki, run_module, check_mode, days):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, lock=False)
+    ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"), next_update_days=days),
+                    "next_update_days must be a whole number from 1 to 3650 days, not %d" % days, check_mode=check_mode)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("refresh", [-1, -0.5, 7.5, 1e300, "inf", "-inf", "nan", 2 ** 63, 10 ** 20])
+def test_refresh_days_out_of_range_is_refused(tmp_path, pki, run_module, check_mode, refresh):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, lock=False)
+    ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"), next_update_days=7,
+                                                refresh_days=refresh),
+                    "refresh_days must be from 0 to next_update_days (7), not", check_mode=check_mode)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("date,why", [
+    ("yesterday", "is not an ISO 8601 date and time"),
+    ("0001-01-01T00:00:00+01:00", "is out of range"),  # before year 1 in UTC
+    ("9999-12-31T23:00:00-05:00", "is out of range"),  # after 9999 in UTC
+    ("1949-12-31T23:59:59Z", "is before 1950"),
+])
+def test_a_revocation_date_a_crl_cannot_carry_is_refused(tmp_path, pki, run_module, check_mode, date, why):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, lock=False)
+    ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"),
+                                                serials=[dict(serial="12", revocation_date=date)]),
+                    "revocation_date %r of serial 12" % date, why, check_mode=check_mode)
+
+
+def test_the_schedule_bounds_are_accepted(ca, run_module):
+    _directory, args = ca
+    longest = run_module(dict(args, next_update_days=3650, refresh_days=0))
+    assert not longest.get("failed") and longest["crl_number"] == 1, longest
+    lifetime = c.parse_isoformat(longest["next_update"]) - c.parse_isoformat(longest["last_update"])
+    assert lifetime.days == 3650
+    kept = run_module(dict(args, next_update_days=3650, refresh_days=0))
+    assert not kept["changed"] and kept["crl_number"] == 1, kept
+    every_run = run_module(dict(args, next_update_days=3650, refresh_days=3650))
+    assert every_run["changed"] and every_run["crl_number"] == 2, every_run
