@@ -26,10 +26,9 @@ REVOCATION_REASONS = (
     "cessation_of_operation", "certificate_hold", "privilege_withdrawn", "aa_compromise",
 )
 
-# A serial as sign records it (_crypto.serial_hex): upper-case hex digits.
-_RECORDED_SERIAL = re.compile(r"[0-9A-F]+")
-# What a serial given by a caller may hold once colons and a 0x prefix are gone:
-# hex digits only (int(text, 16) would also take a sign, "_" and spaces).
+# Upper-case hex digits: a serial as sign records it (_crypto.serial_hex), and
+# all a serial given by a caller may hold once colons and a 0x prefix are gone
+# (int(text, 16) would also take a sign, "_" and spaces).
 _HEX_DIGITS = re.compile(r"[0-9A-F]+")
 
 
@@ -170,7 +169,7 @@ def checked_entries(certificates, path):
 
 
 def _is_recorded_serial(text):
-    return bool(_RECORDED_SERIAL.fullmatch(text)) and normalize_serial(text) == text
+    return bool(_HEX_DIGITS.fullmatch(text)) and normalize_serial(text) == text
 
 
 def _is_time(text):
