@@ -2,10 +2,16 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Probe a TLS server as a client does, and say what the server made of us.
 
-``probe()`` opens one connection (SNI, optional client certificate, optional
-verification of the server against a bundle), always reads once after the
-handshake (under TLS 1.3 a server refuses a client certificate only then,
-with an alert) and classifies what happened in one word, the ``outcome``.
+``probe()`` opens one connection (SNI, verification of the server against a
+bundle, optional client certificate), always reads once after the handshake
+(under TLS 1.3 a server refuses a client certificate only then, with an
+alert) and classifies what happened in one word, the ``outcome``.
+
+The client certificate and the HTTP request go only to a server whose
+certificate verified: OpenSSL checks the server's certificate as soon as it
+arrives, before the client's own flight, and the request waits for the end of
+the handshake. A probe told not to verify (``verify_server=False``) presents
+no certificate and sends no request; it only shows what the server offers.
 
 Python's ssl module has no public API for what the server asked of us, so
 the handshake is watched through ``SSLContext._msg_callback`` (private, in
@@ -425,11 +431,30 @@ def _no_line_breaks(value, what):
 
 
 class ProbeOptions(object):
-    """Checked options of a probe; files are checked here so a probe fails early and clearly."""
+    """Checked options of a probe; files are checked here so a probe fails early and clearly.
+
+    A probe verifies the server against ca_bundle_path unless verify_server is
+    false; then it has no bundle, no client certificate and no request to send.
+    """
 
     def __init__(self, host, port=443, server_name=None, client_cert_path=None, client_key_path=None,
                  client_key_passphrase=None, ca_bundle_path=None, min_tls_version=None, max_tls_version=None,
-                 timeout=10.0, http=None, body_bytes=4096, alert_wait=1.0):
+                 timeout=10.0, http=None, body_bytes=4096, alert_wait=1.0, verify_server=True):
+        self.verify_server = bool(verify_server)
+        if self.verify_server and not ca_bundle_path:
+            raise PkiError("tls_probe verifies the server: give ca_bundle_path, or verify_server: false to probe "
+                           "without verifying")
+        if not self.verify_server:
+            if ca_bundle_path:
+                raise PkiError("ca_bundle_path and verify_server: false exclude each other: drop verify_server to "
+                               "verify the server against the bundle, or ca_bundle_path to probe without verifying")
+            if client_cert_path:
+                raise PkiError("client_cert_path needs a verified server: tls_probe presents a client certificate "
+                               "only to a server whose certificate verified against ca_bundle_path, never with "
+                               "verify_server: false")
+            if http is not None:
+                raise PkiError("http_path needs a verified server: tls_probe sends a request only to a server whose "
+                               "certificate verified against ca_bundle_path, never with verify_server: false")
         if not host:
             raise PkiError("host is empty")
         if not 0 < int(port) < 65536:
@@ -452,7 +477,7 @@ class ProbeOptions(object):
             raise PkiError("min_tls_version %s is above max_tls_version %s" % (min_tls_version, max_tls_version))
 
         self.ca_bundle_path = ca_bundle_path
-        if ca_bundle_path:
+        if self.verify_server:
             _x509.load_certificates(_files.read_required(ca_bundle_path, "CA bundle"),
                                     source="CA bundle %s" % ca_bundle_path)
         self.client_cert_path = client_cert_path
@@ -504,10 +529,15 @@ class ProbeOptions(object):
         return dict(method=method, request=("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
 
 
-def client_context(options, verify=True, client_cert=True):
-    """The SSLContext of one attempt."""
+def client_context(options, verify):
+    """The SSLContext of one attempt.
+
+    Verifying, it checks the server's chain and name against the bundle and
+    holds the client certificate; not verifying, it holds no certificate at
+    all, so that none can go to a server nobody checked.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if verify and options.ca_bundle_path:
+    if verify:
         context.load_verify_locations(cafile=options.ca_bundle_path)
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED
@@ -518,7 +548,7 @@ def client_context(options, verify=True, client_cert=True):
         context.minimum_version = options.min_version
     if options.max_version is not None:
         context.maximum_version = options.max_version
-    if client_cert and options.client_cert_path:
+    if verify and options.client_cert_path:
         try:
             context.load_cert_chain(options.client_cert_path, options.client_key_path,
                                     password=options.client_key_passphrase or None)
@@ -573,16 +603,31 @@ def _is_closed(exc):
     return isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, EOFError))
 
 
-class _Attempt(object):
-    """One connection: connect, handshake, then the read that hears a TLS 1.3 verdict."""
+def connect(options):
+    """The TCP connection of one attempt, with TCP_NODELAY: the probe's few small writes go out at once."""
+    raw = socket.create_connection((options.host, options.port), timeout=options.timeout)
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        raw.close()
+        raise
+    return raw
 
-    def __init__(self, options, verify, client_cert, send_http, wait_after):
+
+class _Attempt(object):
+    """One connection: connect, handshake, then the read that hears a TLS 1.3 verdict.
+
+    Only a verifying attempt presents the client certificate and sends the
+    request, so both reach a server only after its certificate verified.
+    """
+
+    def __init__(self, options, verify, wait_after):
         self.options = options
-        self.verify = verify and bool(options.ca_bundle_path)
-        self.client_cert = client_cert and bool(options.client_cert_path)
-        self.send_http = send_http and options.http is not None
+        self.verify = verify
+        self.client_cert = verify and bool(options.client_cert_path)
+        self.send_http = verify and options.http is not None
         self.wait_after = wait_after
-        self.context = client_context(options, verify=verify, client_cert=client_cert)
+        self.context = client_context(options, verify)
         self.recorder = HandshakeRecorder()
         if HAS_MSG_CALLBACK:
             self.context._msg_callback = self.recorder
@@ -592,7 +637,7 @@ class _Attempt(object):
     def run(self):
         facts = self.facts
         try:
-            raw = socket.create_connection((self.options.host, self.options.port), timeout=self.options.timeout)
+            raw = connect(self.options)
         except socket.gaierror as exc:
             return self._done("connection_failed", "cannot resolve %s: %s" % (self.options.host, exc))
         except socket.timeout:
@@ -763,14 +808,21 @@ def _complete(attempt, facts, now=None):
 def probe(options, now=None):
     """Probe the server of options (a ProbeOptions); the facts as a dict.
 
-    When the server's certificate does not verify, a second handshake (no
-    verification, no client certificate, no request) shows what was served
-    and what the server asks of clients.
+    With options.verify_server, the client certificate and the request go
+    out only once the server's certificate verified. When it does not, a
+    second handshake (no verification, no client certificate, no request)
+    shows what was served and what the server asks of clients.
+
+    Without verify_server, one attempt of that kind, which also waits for the
+    server's verdict on a client without a certificate.
     """
-    attempt = _Attempt(options, verify=True, client_cert=True, send_http=True, wait_after=True)
+    if not options.verify_server:
+        attempt = _Attempt(options, verify=False, wait_after=True)
+        return _complete(attempt, attempt.run(), now)
+    attempt = _Attempt(options, verify=True, wait_after=True)
     facts = _complete(attempt, attempt.run(), now)
     if facts["outcome"] == "server_cert_untrusted":
-        second = _Attempt(options, verify=False, client_cert=False, send_http=False, wait_after=False)
+        second = _Attempt(options, verify=False, wait_after=False)
         second.run()
         for key in ("protocol", "cipher"):
             if facts[key] is None:
@@ -842,14 +894,26 @@ def unmet_expectations(facts, expect):
     return unmet
 
 
+def untrusted_server_expected(expect):
+    """Whether expect says the server's certificate should not verify: in outcome, or server_cert_verified false."""
+    expect = expect or {}
+    if "server_cert_untrusted" in _as_list(expect.get("outcome")):
+        return True
+    return "server_cert_verified" in expect and not boolean(expect["server_cert_verified"], strict=True)
+
+
 def failure_message(facts, expect):
-    """Why the task fails, or None: unmet expectations, or a connection that failed unexpectedly."""
+    """Why the task fails, or None: unmet expectations, or a connection that failed or a server that did not
+    verify when expect does not say so."""
     unmet = unmet_expectations(facts, expect)
     facts["unmet_expectations"] = unmet
-    connection_expected = "connection_failed" in _as_list((expect or {}).get("outcome"))
+    expect = expect or {}
     target = "%s:%d" % (facts["host"], facts["port"])
-    if facts["outcome"] == "connection_failed" and not connection_expected:
+    if facts["outcome"] == "connection_failed" and "connection_failed" not in _as_list(expect.get("outcome")):
         return "; ".join([facts["error"]] + unmet)
+    if facts["outcome"] == "server_cert_untrusted" and not untrusted_server_expected(expect):
+        return "; ".join(["%s: %s; it was sent no client certificate and no request" % (target, facts["error"])]
+                         + unmet)
     if unmet:
         return "%s: expectation not met: %s" % (target, "; ".join(unmet))
     return None

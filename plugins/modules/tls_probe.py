@@ -9,17 +9,25 @@ module: tls_probe
 short_description: Prove what a TLS server accepts, from the host that connects to it
 version_added: 0.1.0
 description:
-  - Opens a TLS connection from the managed host to O(host):O(port), with SNI, an optional client certificate and an
-    optional CA bundle to verify the server with; optionally sends an HTTP request and reads the answer.
+  - Opens a TLS connection from the managed host to O(host):O(port), with SNI, verifying the server's certificate
+    against O(ca_bundle_path), with an optional client certificate; optionally sends an HTTP request and reads the
+    answer.
+  - The client certificate, the HTTP request and O(probe_token) go only to a server whose certificate verified (chain
+    and name). OpenSSL checks the server's certificate as soon as it arrives, before the client sends its own; a
+    server that does not verify ends the handshake there (C(outcome=server_cert_untrusted)) and fails the task
+    unless O(expect) says it should not verify.
+  - O(verify_server=false) probes without verifying, to see what an unknown server offers; it then presents no client
+    certificate and sends no request (see O(verify_server)).
   - Tells in C(outcome) what happened, in one word, whichever TLS version was negotiated. Under TLS 1.3 a server
     refuses a client certificate only after the client's side of the handshake has completed, with an alert that
     arrives at the client's first read, so the probe always reads once after the handshake (after sending the HTTP
     request, or for O(alert_wait) seconds without one; silence then means the server accepted).
-  - Reports the server's certificate (also when it does not verify, through a second handshake that sends no client
-    certificate and no request), the negotiated protocol and cipher, and whether the server asked for a client
-    certificate and from which certificate authorities.
-  - A refused handshake is a result, not an error; the task fails only when an expectation in O(expect) is not met,
-    or when the connection itself fails and O(expect) does not say that is what should happen.
+  - Reports the server's certificate (also when it does not verify, through a second handshake that verifies nothing
+    and sends no client certificate and no request), the negotiated protocol and cipher, and whether the server asked
+    for a client certificate and from which certificate authorities.
+  - A refused client is a result, not an error; the task fails when an expectation in O(expect) is not met, when the
+    connection itself fails, or when the server's certificate does not verify, unless O(expect) says that is what
+    should happen.
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
@@ -35,13 +43,15 @@ options:
     default: 443
   server_name:
     description:
-      - Name sent in SNI and checked against the server's certificate when O(ca_bundle_path) is set. Default O(host).
+      - Name sent in SNI and checked against the server's certificate. Default O(host).
       - An IP address sends no SNI (as every client does) and is checked against the certificate's IP SANs.
     type: str
   client_cert_path:
     description:
       - Client certificate (PEM) to present when the server asks for one, with its chain after it if needed.
         Without it the probe presents no certificate.
+      - Presented only to a server whose certificate verified against O(ca_bundle_path), so it cannot be combined
+        with O(verify_server=false).
     type: path
   client_key_path:
     description: Private key of O(client_cert_path). Default the key in O(client_cert_path) itself.
@@ -51,9 +61,23 @@ options:
     type: str
   ca_bundle_path:
     description:
-      - Trust anchors (PEM) to verify the server's certificate with, chain and name (O(server_name)). Without it the
-        server is not verified and C(server_cert_verified) is null.
+      - Trust anchors (PEM) to verify the server's certificate with, chain and name (O(server_name)).
+      - Required unless O(verify_server=false); the two exclude each other.
     type: path
+  verify_server:
+    description:
+      - Verify the server's certificate against O(ca_bundle_path), which is then required. A server that does not
+        verify gets no client certificate and no request, and fails the task unless O(expect) says it should not
+        verify.
+      - V(false) probes without verifying and without O(ca_bundle_path), to see what a server offers. The probe then
+        presents no client certificate and sends no request, so O(client_cert_path) and O(http_path) (and with them
+        O(probe_token)) cannot be given. It connects once, completes the handshake as a client without a certificate,
+        waits O(alert_wait) for the server's verdict and reports the server's certificate, the protocol and cipher,
+        whether the server asked for a client certificate, and whether it accepts a client without one
+        (C(outcome=accepted) or C(rejected_no_client_cert)); C(server_cert_verified) is null.
+    type: bool
+    default: true
+    version_added: 0.2.0
   min_tls_version:
     description: Lowest TLS version to offer. Default the system's (OpenSSL configuration).
     type: str
@@ -79,6 +103,7 @@ options:
     description:
       - Send an HTTP/1.1 request for this target (V(/), V(/healthz)) after the handshake and read the status, headers
         and the first O(body_bytes) of the body. Without it no request is sent.
+      - Sent only to a server whose certificate verified, so it cannot be combined with O(verify_server=false).
     type: str
   http_method:
     description: Method of the HTTP request. Default V(GET).
@@ -113,7 +138,9 @@ options:
         rejected_untrusted_client_cert]})."
       - Unknown keys and unknown C(outcome) or C(handshake) values are an error, so a typo never passes.
       - The task also fails when the connection fails (C(outcome=connection_failed)), unless O(expect) names
-        V(connection_failed) in C(outcome).
+        V(connection_failed) in C(outcome); and when the server's certificate does not verify
+        (C(outcome=server_cert_untrusted)), unless O(expect) names V(server_cert_untrusted) in C(outcome) or sets
+        V(server_cert_verified=false).
     type: dict
     default: {}
 notes:
@@ -150,11 +177,21 @@ EXAMPLES = r"""
       status: 200
       body_contains: ok
 
-- name: Look only (a refused handshake does not fail the task)
+- name: The legacy server's certificate must not verify (it gets no client certificate and no request)
+  fleet.mtls.tls_probe:
+    host: legacy1.lab.internal
+    ca_bundle_path: /etc/ssl/fleet/ca-bundle.pem
+    client_cert_path: /etc/ssl/fleet/client.crt
+    client_key_path: /etc/ssl/fleet/client.key
+    expect:
+      outcome: server_cert_untrusted
+
+- name: Look only, without verifying (no client certificate, no request; a refusal does not fail the task)
   fleet.mtls.tls_probe:
     host: 10.0.0.11
     port: 8443
     server_name: api.lab.internal
+    verify_server: false
     max_tls_version: '1.2'
   register: api_probe
 
@@ -185,12 +222,14 @@ handshake:
   sample: ok
 outcome:
   description:
-    - V(accepted) the server accepted the connection (with or without a client certificate).
+    - V(accepted) the server accepted the connection (with or without a client certificate; with
+      O(verify_server=false), always without one).
     - V(rejected_no_client_cert) the server wanted a client certificate and got none (alerts certificate required,
       handshake failure).
     - V(rejected_untrusted_client_cert) the server refused the certificate presented (alerts bad, unsupported, revoked,
       expired or unknown certificate, unknown CA, access denied); C(alert) says which.
-    - V(server_cert_untrusted) the server's certificate did not verify against O(ca_bundle_path); C(verify_error) says why.
+    - V(server_cert_untrusted) the server's certificate did not verify against O(ca_bundle_path); C(verify_error) says
+      why. The probe sent it no client certificate and no request.
     - V(connection_failed) no TCP connection (refused, timed out, name not resolved).
     - V(protocol_error) anything else, such as no common protocol version or the server closing without an alert;
       C(error) says what.
@@ -236,7 +275,9 @@ server_cert:
   returned: always
   type: dict
 server_cert_verified:
-  description: Whether the server's certificate verified against O(ca_bundle_path) (chain and name); null without it.
+  description:
+    - Whether the server's certificate verified against O(ca_bundle_path) (chain and name); null with
+      O(verify_server=false), or when the handshake ended before the server's certificate arrived.
   returned: always
   type: bool
 verify_error:
@@ -271,6 +312,7 @@ unmet_expectations:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _probe
 
 
@@ -295,6 +337,7 @@ def run_probe(module):
         params["host"], params["port"], server_name=params["server_name"],
         client_cert_path=params["client_cert_path"], client_key_path=params["client_key_path"],
         client_key_passphrase=params["client_key_passphrase"], ca_bundle_path=params["ca_bundle_path"],
+        verify_server=params["verify_server"],
         min_tls_version=params["min_tls_version"], max_tls_version=params["max_tls_version"],
         timeout=params["timeout"], http=http_request(params), body_bytes=params["body_bytes"],
         alert_wait=params["alert_wait"])
@@ -309,7 +352,7 @@ def run_probe(module):
 def main():
     versions = list(_probe.TLS_VERSIONS)
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             [],
             host=dict(type="str", required=True),
             port=dict(type="int", default=443),
@@ -318,6 +361,7 @@ def main():
             client_key_path=dict(type="path"),
             client_key_passphrase=dict(type="str", no_log=True),
             ca_bundle_path=dict(type="path"),
+            verify_server=dict(type="bool", default=True),
             min_tls_version=dict(type="str", choices=versions),
             max_tls_version=dict(type="str", choices=versions),
             timeout=dict(type="float", default=10.0),

@@ -31,7 +31,7 @@ TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 class ProbePki(object):
-    """Two CAs, a server certificate and every kind of client certificate, as PEM files, and a CRL."""
+    """Two CAs, server certificates good and bad, every kind of client certificate, as PEM files, and a CRL."""
 
     def __init__(self, directory):
         self.directory = str(directory)
@@ -48,13 +48,18 @@ class ProbePki(object):
         self.both_cas_path = self._write_pem("both-cas.pem", _x509.certificate_pem(self.ca)
                                              + _x509.certificate_pem(self.other))
         self.server = self.leaf("server", ["DNS:" + SERVER_NAME, "IP:127.0.0.1"], ["serverAuth"])
+        # Server certificates a client must not trust for SERVER_NAME.
+        self.expired_server = self.leaf("expired-server", ["DNS:" + SERVER_NAME, "IP:127.0.0.1"], ["serverAuth"],
+                                        not_before=self.now - 20 * DAY, not_after=self.now - DAY)
+        self.self_signed_server = self.self_signed("self-signed-server", SERVER_NAME, "serverAuth")
+        self.wrong_name_server = self.leaf("wrong-name-server", ["DNS:elsewhere.probe.test"], ["serverAuth"])
         self.client = self.leaf("client", ["DNS:client.probe.test"], ["clientAuth"])
         self.other_client = self.leaf("other-client", ["DNS:other.probe.test"], ["clientAuth"],
                                       ca=self.other, ca_key=self.other_key)
         self.expired_client = self.leaf("expired-client", ["DNS:expired.probe.test"], ["clientAuth"],
                                         not_before=self.now - 20 * DAY, not_after=self.now - DAY)
         self.server_auth_client = self.leaf("serverauth-client", ["DNS:serverauth.probe.test"], ["serverAuth"])
-        self.self_signed_client = self.self_signed("self-signed-client", "self.probe.test")
+        self.self_signed_client = self.self_signed("self-signed-client", "self.probe.test", "clientAuth")
         self.encrypted_client = self.leaf("encrypted-client", ["DNS:encrypted.probe.test"], ["clientAuth"],
                                           passphrase="probe-secret")
         self.revoked_client = self.leaf("revoked-client", ["DNS:revoked.probe.test"], ["clientAuth"])
@@ -82,15 +87,15 @@ class ProbePki(object):
         key_path = self._write_pem(name + ".key", c.serialize_private_key(key, passphrase))
         return cert_path, key_path
 
-    def self_signed(self, name, dns_name):
-        """A self-signed end-entity certificate (not a CA), which nothing trusts."""
+    def self_signed(self, name, dns_name, eku):
+        """A self-signed end-entity certificate (not a CA) for eku, which nothing trusts."""
         key = c.generate_private_key("ec")
         subject = _x509.build_name({"CN": dns_name})
         cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
                 .public_key(key.public_key()).serial_number(_x509.random_serial())
                 .not_valid_before(self.now - DAY).not_valid_after(self.now + 30 * DAY)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(_x509.build_extended_key_usage(["clientAuth"]), critical=False)
+                .add_extension(_x509.build_extended_key_usage([eku]), critical=False)
                 .add_extension(x509.SubjectAlternativeName(_x509.build_sans(["DNS:" + dns_name])), critical=False)
                 .sign(key, c.signature_hash(key)))
         return (self._write_pem(name + ".crt", _x509.certificate_pem(cert)),
@@ -114,6 +119,7 @@ class _ThreadedServer(object):
     def __init__(self):
         self.sock = _free_socket()
         self.port = self.sock.getsockname()[1]
+        self.connections = 0
         self.handshakes = 0
         self.errors = []
         self._stop = threading.Event()
@@ -129,6 +135,7 @@ class _ThreadedServer(object):
                 continue
             except OSError:
                 return
+            self.connections += 1
             conn.settimeout(self.connection_timeout)
             thread = threading.Thread(target=self._handle_safely, args=(conn,), daemon=True)
             self._threads.append(thread)
@@ -198,6 +205,83 @@ class PythonTLSServer(_ThreadedServer):
             head = ["HTTP/1.1 200 OK", "Content-Type: text/plain; charset=utf-8", "Content-Length: %d" % len(body),
                     "Connection: close"] + self.extra_headers
             tls.sendall(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body)
+
+
+_ALERT = 21
+_HANDSHAKE = 22
+_CERTIFICATE = 11
+
+
+class RecordingTLSServer(_ThreadedServer):
+    """Python's ssl server that asks every client for a certificate and records what each one sent.
+
+    It serves cert (a (cert path, key path) pair) at one TLS version and
+    trusts the test CA; verify_mode CERT_OPTIONAL (the default) lets a client
+    without a certificate finish the handshake. Its handshake hook sees every
+    message a client sends, also in a handshake that fails later:
+    ``client_certificates`` holds, for each Certificate message a client sent,
+    how many certificates it carried (0 for the empty answer of a client
+    without one), and ``alerts`` the alert descriptions clients sent.
+    ``received`` is every byte of application data read (the request); a
+    connection that sent one gets a 200 answer.
+    """
+
+    def __init__(self, pki, cert, version, verify_mode=ssl.CERT_OPTIONAL):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*cert)
+        context.load_verify_locations(cafile=pki.ca_path)
+        context.verify_mode = verify_mode
+        context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
+        context._msg_callback = self._record
+        self.context = context
+        self.tls13 = version == "1.3"
+        self.client_certificates = []
+        self.alerts = []
+        self.received = b""
+        super(RecordingTLSServer, self).__init__()
+
+    def _record(self, conn, direction, version, content_type, msg_type, data):
+        if direction != "read":
+            return
+        data = bytes(data)
+        if content_type == _ALERT and len(data) >= 2:
+            self.alerts.append(data[1])
+        elif content_type == _HANDSHAKE and data[:1] == bytes([_CERTIFICATE]):
+            self.client_certificates.append(self._certificate_count(data[4:]))
+
+    def _certificate_count(self, body):
+        """Certificates in a Certificate message body (RFC 8446 4.4.2; RFC 5246 7.4.2)."""
+        pos = 1 + body[0] if self.tls13 else 0  # TLS 1.3's certificate_request_context
+        end = pos + 3 + int.from_bytes(body[pos:pos + 3], "big")
+        pos += 3
+        count = 0
+        while pos < end:
+            pos += 3 + int.from_bytes(body[pos:pos + 3], "big")
+            if self.tls13:
+                pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # the entry's extensions
+            count += 1
+        return count
+
+    @property
+    def certificates_presented(self):
+        """How many Certificate messages carried at least one certificate."""
+        return len([count for count in self.client_certificates if count])
+
+    def handle(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with tls:
+            self.handshakes += 1
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+                self.received += chunk
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
 
 
 class ClosingTLSServer(_ThreadedServer):

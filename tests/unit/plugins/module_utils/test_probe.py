@@ -3,11 +3,14 @@
 """tls_probe against real servers on 127.0.0.1: Python's ssl and, where installed, openssl s_server.
 
 Each server kind runs with client certificates required and optional, for
-TLS 1.2 and TLS 1.3; the probe must tell every outcome apart on each.
+TLS 1.2 and TLS 1.3; the probe must tell every outcome apart on each. A
+recording server shows that a server whose certificate does not verify gets
+no client certificate and no request.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import pytest
@@ -40,6 +43,18 @@ def probe_pki(tmp_path_factory):
     return ps.ProbePki(tmp_path_factory.mktemp("probe-pki"))
 
 
+@pytest.fixture
+def recording_server(request, probe_pki):
+    """start(cert, version, verify_mode): a RecordingTLSServer serving the ProbePki attribute cert, stopped at the end."""
+
+    def start(cert, version, verify_mode=ssl.CERT_OPTIONAL):
+        server = ps.RecordingTLSServer(probe_pki, getattr(probe_pki, cert), version, verify_mode)
+        request.addfinalizer(server.stop)
+        return server
+
+    return start
+
+
 @pytest.fixture(scope="module")
 def servers(probe_pki, tmp_path_factory):
     """{(kind, 'required'|'optional', version): port}, started lazily, all stopped at the end."""
@@ -66,10 +81,13 @@ def servers(probe_pki, tmp_path_factory):
 
 
 def probe(pki, port, client=None, bundle="ca", http=None, alert_wait=FAST, **kwargs):
-    """Probe 127.0.0.1:port as SERVER_NAME; client names a ProbePki attribute, bundle 'ca', 'other' or None."""
+    """Probe 127.0.0.1:port as SERVER_NAME; client names a ProbePki attribute, bundle 'ca', 'other' or None
+    (verify_server=False)."""
     if client is not None:
         kwargs["client_cert_path"], kwargs["client_key_path"] = getattr(pki, client)
-    if bundle is not None:
+    if bundle is None:
+        kwargs["verify_server"] = False
+    else:
         kwargs["ca_bundle_path"] = pki.ca_path if bundle == "ca" else pki.other_ca_path
     kwargs.setdefault("server_name", ps.SERVER_NAME)
     return _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, port, http=http, alert_wait=alert_wait, **kwargs))
@@ -211,6 +229,9 @@ def test_server_cert_from_another_ca(servers, probe_pki, kind, version):
     assert facts["protocol"] == PROTOCOLS[version]
     assert facts["client_cert_requested"] is True
     assert facts["client_ca_names"] == ca_names_advertised(kind, probe_pki)
+    message = _probe.failure_message(facts, {})
+    assert message.startswith("127.0.0.1:%d: the server's certificate did not verify: " % facts["port"])
+    assert message.endswith("; it was sent no client certificate and no request")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -225,18 +246,107 @@ def test_server_name_must_match(servers, probe_pki, version):
     assert by_ip["server_name"] == "127.0.0.1"
 
 
-def test_without_bundle_the_server_is_not_judged(servers, probe_pki):
-    facts = probe(probe_pki, servers("python", "optional", "1.3"), bundle=None)
-    assert facts["outcome"] == "accepted"
+# --- nothing for a server that did not verify ---------------------------------------------
+
+# Per server certificate the probe must not trust: the alert it sends the server (as OpenSSL maps the
+# verify error), the verify error, and the common name of the certificate (which the probe still reports).
+UNTRUSTED_SERVERS = {
+    "expired_server": (45, "certificate has expired", ps.SERVER_NAME),  # certificate_expired
+    "self_signed_server": (48, "self-signed certificate", ps.SERVER_NAME),  # unknown_ca
+    "wrong_name_server": (42, "Hostname mismatch", "elsewhere.probe.test"),  # bad_certificate
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_recording_server_sees_what_a_client_sends(recording_server, probe_pki, version):
+    """The control for the tests below: a verified server gets the certificate and the request, and sees them."""
+    server = recording_server("server", version)
+    facts = probe(probe_pki, server.port, client="client", http={"headers": {"X-Seen": "yes"}})
+    server.stop()
+    assert (facts["outcome"], facts["server_cert_verified"], facts["status"]) == ("accepted", True, 200)
+    assert server.certificates_presented == 1
+    assert server.received.startswith(b"GET / HTTP/1.1\r\n") and b"\r\nX-Seen: yes\r\n" in server.received
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("cert", sorted(UNTRUSTED_SERVERS))
+def test_an_untrusted_server_gets_no_client_cert_and_no_request(recording_server, probe_pki, version, cert):
+    server = recording_server(cert, version)
+    facts = probe(probe_pki, server.port, client="client", http={"headers": {"X-Seen": "yes"}})
+    server.stop()
+    alert, reason, common_name = UNTRUSTED_SERVERS[cert]
+    assert (facts["outcome"], facts["handshake"], facts["server_cert_verified"]) == ("server_cert_untrusted",
+                                                                                     "failed", False)
+    assert reason in facts["verify_error"]
+    assert facts["status"] is None and facts["body"] is None
+    # The probe ended the first handshake with the alert, at the server's certificate; the second handshake,
+    # which shows what was served, answered the server's request for a certificate with an empty one.
+    assert server.alerts == [alert]
+    assert server.connections == 2
+    assert server.client_certificates == [0] and server.certificates_presented == 0
+    assert server.received == b""
+    assert facts["server_cert"]["common_name"] == common_name
+    assert facts["client_cert_requested"] is True
+    assert "did not verify" in _probe.failure_message(facts, {})
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("verify_mode", [ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED], ids=["optional", "required"])
+def test_without_verifying_no_client_cert_and_no_request(recording_server, probe_pki, version, verify_mode):
+    server = recording_server("self_signed_server", version, verify_mode)
+    facts = probe(probe_pki, server.port, bundle=None)
+    server.stop()
+    expected = "accepted" if verify_mode == ssl.CERT_OPTIONAL else "rejected_no_client_cert"
+    assert facts["outcome"] == expected
     assert facts["server_cert_verified"] is None and facts["verify_error"] is None
-    assert facts["server_cert"]["common_name"] == ps.SERVER_NAME
+    assert facts["server_cert"]["subject_string"] == "CN=" + ps.SERVER_NAME
+    assert facts["server_cert"]["issuer_string"] == "CN=" + ps.SERVER_NAME
+    assert facts["client_cert_requested"] is True
+    assert facts["status"] is None
+    # One connection, answering the server's request for a certificate with an empty one, and nothing after it.
+    assert server.connections == 1
+    assert server.client_certificates == [0]
+    assert server.received == b""
+    assert _probe.failure_message(facts, {}) is None
+
+
+def test_verifying_is_the_default_and_excludes_sending_without_it(probe_pki):
+    with pytest.raises(PkiError, match="^tls_probe verifies the server: give ca_bundle_path, or verify_server: false "
+                                       "to probe without verifying$"):
+        _probe.ProbeOptions("h")
+    with pytest.raises(PkiError, match="ca_bundle_path and verify_server: false exclude each other"):
+        _probe.ProbeOptions("h", ca_bundle_path=probe_pki.ca_path, verify_server=False)
+    with pytest.raises(PkiError, match="^client_cert_path needs a verified server"):
+        _probe.ProbeOptions("h", client_cert_path=probe_pki.client[0], client_key_path=probe_pki.client[1],
+                            verify_server=False)
+    with pytest.raises(PkiError, match="^http_path needs a verified server"):
+        _probe.ProbeOptions("h", http={}, verify_server=False)
+    assert _probe.ProbeOptions("h", verify_server=False).verify_server is False
+    assert _probe.ProbeOptions("h", ca_bundle_path=probe_pki.ca_path).verify_server is True
+
+
+def test_an_untrusted_server_fails_unless_expected():
+    facts = dict(host="web1", port=443, outcome="server_cert_untrusted", handshake="failed",
+                 server_cert_verified=False, verify_error="certificate has expired",
+                 error="the server's certificate did not verify: certificate has expired")
+    assert _probe.failure_message(facts, {}) == ("web1:443: the server's certificate did not verify: certificate has "
+                                                 "expired; it was sent no client certificate and no request")
+    # Expecting only a failed handshake does not make an untrusted server pass.
+    assert _probe.failure_message(facts, {"handshake": "failed"})
+    unmet = _probe.failure_message(facts, {"status": 200})
+    assert unmet.endswith("no client certificate and no request; status is None, expected 200")
+    assert _probe.failure_message(facts, {"outcome": "server_cert_untrusted"}) is None
+    assert _probe.failure_message(facts, {"outcome": ["accepted", "server_cert_untrusted"]}) is None
+    assert _probe.failure_message(facts, {"server_cert_verified": "false"}) is None
+    assert _probe.failure_message(facts, {"server_cert_verified": True}).endswith(
+        "; server_cert_verified is False, expected True")
 
 
 # --- connection and protocol failures ------------------------------------------------
 
 
 def test_refused_connection():
-    options = _probe.ProbeOptions(ps.LOOPBACK, ps.unused_port(), timeout=2)
+    options = _probe.ProbeOptions(ps.LOOPBACK, ps.unused_port(), timeout=2, verify_server=False)
     facts = _probe.probe(options)
     assert (facts["outcome"], facts["handshake"]) == ("connection_failed", "failed")
     assert "refused" in facts["error"].lower()
@@ -245,6 +355,15 @@ def test_refused_connection():
     assert _probe.failure_message(facts, {"outcome": "connection_failed"}) is None
     # Expecting only a failed handshake does not make a dead server pass.
     assert _probe.failure_message(facts, {"handshake": "failed"})
+
+
+def test_the_connection_sets_tcp_nodelay(recording_server):
+    server = recording_server("server", "1.3")
+    sock = _probe.connect(_probe.ProbeOptions(ps.LOOPBACK, server.port, verify_server=False))
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
 
 
 def test_no_common_version(servers, probe_pki):
@@ -257,7 +376,7 @@ def test_no_common_version(servers, probe_pki):
 def test_not_tls_at_all():
     server = ps.RawServer(b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
-        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3))
+        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
     finally:
         server.stop()
     assert (facts["outcome"], facts["handshake"], facts["alert"]) == ("protocol_error", "failed", None)
@@ -267,7 +386,7 @@ def test_not_tls_at_all():
 def test_server_closing_during_the_handshake():
     server = ps.RawServer()
     try:
-        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3))
+        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
     finally:
         server.stop()
     assert (facts["outcome"], facts["handshake"]) == ("protocol_error", "failed")
@@ -308,47 +427,52 @@ def test_http_response_details(probe_pki):
     assert head["status"] == 200 and head["body"] == ""
 
 
-def test_http_request_text():
-    options = _probe.ProbeOptions("10.0.0.1", 8443, server_name="api.lab.internal",
+def test_http_request_text(probe_pki):
+    bundle = probe_pki.ca_path
+    options = _probe.ProbeOptions("10.0.0.1", 8443, server_name="api.lab.internal", ca_bundle_path=bundle,
                                   http={"method": "post", "path": "/x?y=1", "headers": {"user-agent": "me"}})
     request = options.http["request"].decode()
     assert request.startswith("POST /x?y=1 HTTP/1.1\r\nHost: api.lab.internal:8443\r\n")
     assert "user-agent: me\r\n" in request and "fleet.mtls" not in request
     assert request.endswith("\r\n\r\n")
-    assert b"Host: [::1]\r\n" in _probe.ProbeOptions("::1", 443, http={}).http["request"]
+    assert b"Host: [::1]\r\n" in _probe.ProbeOptions("::1", 443, ca_bundle_path=bundle, http={}).http["request"]
     with pytest.raises(PkiError, match="line break"):
-        _probe.ProbeOptions("h", 443, http={"headers": {"X": "a\r\nInjected: 1"}})
+        _probe.ProbeOptions("h", 443, ca_bundle_path=bundle, http={"headers": {"X": "a\r\nInjected: 1"}})
     with pytest.raises(PkiError, match="spaces"):
-        _probe.ProbeOptions("h", 443, http={"path": "/a b"})
+        _probe.ProbeOptions("h", 443, ca_bundle_path=bundle, http={"path": "/a b"})
 
 
 # --- options and files ---------------------------------------------------------------
 
 
 def test_bad_inputs_are_errors_before_any_connection(probe_pki, tmp_path):
+    bundle = probe_pki.ca_path
     with pytest.raises(PkiError, match="does not exist"):
-        _probe.ProbeOptions("h", client_cert_path=str(tmp_path / "missing.crt"))
+        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=str(tmp_path / "missing.crt"))
     with pytest.raises(PkiError, match="could not be decrypted"):
-        _probe.ProbeOptions("h", client_cert_path=probe_pki.encrypted_client[0],
+        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.encrypted_client[0],
                             client_key_path=probe_pki.encrypted_client[1], client_key_passphrase="wrong")
     with pytest.raises(PkiError, match="do not match"):
-        _probe.ProbeOptions("h", client_cert_path=probe_pki.client[0], client_key_path=probe_pki.other_client[1])
+        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0],
+                            client_key_path=probe_pki.other_client[1])
     with pytest.raises(PkiError, match="no private key"):
-        _probe.ProbeOptions("h", client_cert_path=probe_pki.client[0])
+        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0])
     with pytest.raises(PkiError, match="holds no PEM certificate"):
         _probe.ProbeOptions("h", ca_bundle_path=probe_pki.client[1])
+    with pytest.raises(PkiError, match="does not exist"):
+        _probe.ProbeOptions("h", ca_bundle_path=str(tmp_path / "missing.pem"))
     with pytest.raises(PkiError, match="above"):
-        _probe.ProbeOptions("h", min_tls_version="1.3", max_tls_version="1.2")
+        _probe.ProbeOptions("h", verify_server=False, min_tls_version="1.3", max_tls_version="1.2")
     with pytest.raises(PkiError, match="out of range"):
-        _probe.ProbeOptions("h", port=70000)
+        _probe.ProbeOptions("h", verify_server=False, port=70000)
 
 
 def test_key_in_the_certificate_file(servers, probe_pki, tmp_path):
     combined = tmp_path / "combined.pem"
     with open(probe_pki.client[0], "rb") as cert, open(probe_pki.client[1], "rb") as key:
         combined.write_bytes(cert.read() + key.read())
-    options = _probe.ProbeOptions(ps.LOOPBACK, servers("python", "required", "1.2"),
-                                  client_cert_path=str(combined), http={})
+    options = _probe.ProbeOptions(ps.LOOPBACK, servers("python", "required", "1.2"), server_name=ps.SERVER_NAME,
+                                  ca_bundle_path=probe_pki.ca_path, client_cert_path=str(combined), http={})
     assert _probe.probe(options)["body"] == "hello client.probe.test\n"
 
 
