@@ -14,8 +14,10 @@ requirements="$repo/tests/requirements.txt"
 # not reach each other by name (tests/fleet/containers.conf pins netavark);
 # netavark sets the networks up with iptables, which podman only suggests.
 # openssh-client: Ansible reaches the lab and the test fleet over SSH.
+# prometheus: its promtool checks and unit-tests the shipped alert rules and
+# parses what the metrics module writes.
 apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc netavark aardvark-dns iptables
-  debootstrap uidmap iproute2 openssh-client shellcheck)
+  debootstrap uidmap iproute2 openssh-client shellcheck prometheus)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -2,14 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The thin layer between AnsibleModule and the PKI core.
 
-Shared option groups (documented once in plugins/doc_fragments), the file a
-module manages (check mode, diff, owner/group/mode), and the runner that turns
-a PkiError into a clean failure.
+The file a module manages (check mode, diff, owner/group/mode), and the
+runner that turns a PkiError into a clean failure. The shared option groups
+are in _params, which needs nothing but the standard library.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 
 from ansible.module_utils.basic import missing_required_lib
@@ -21,41 +20,10 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
-# Each group matches the doc fragment of the same name.
-OPTION_GROUPS = {
-    # fleet.mtls.file_attributes
-    "file_attributes": dict(
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="raw"),
-    ),
-    # fleet.mtls.private_key_source
-    "private_key_source": dict(
-        privatekey_path=dict(type="path"),
-        privatekey_content=dict(type="str", no_log=True),
-        privatekey_passphrase=dict(type="str", no_log=True),
-    ),
-    # fleet.mtls.ca_signer
-    "ca_signer": dict(
-        ca_cert_path=dict(type="path", required=True),
-        ca_key_path=dict(type="path", required=True),
-        ca_key_passphrase=dict(type="str", no_log=True),
-    ),
-}
-
 SECRET_PLACEHOLDER = "<private key: not shown>\n"
 
 # ManagedFile's owner and group when none are given: the module's own options.
 FROM_PARAMS = object()
-
-
-def argument_spec(groups, **module_options):
-    """The module's argument_spec: the named shared groups plus its own options."""
-    spec = {}
-    for group in groups:
-        spec.update(copy.deepcopy(OPTION_GROUPS[group]))
-    spec.update(module_options)
-    return spec
 
 
 def parse_mode(value, default):

@@ -1,6 +1,9 @@
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checks on a module's parameters that come before everything else, with the standard library only.
+"""A module's parameters, with the standard library only: the shared option groups and the checks that come first.
+
+The option groups are documented once each, in the doc fragment of the same
+name in plugins/doc_fragments; argument_spec() puts a module's spec together.
 
 A private key belongs in an option declared ``no_log`` (privatekey_content,
 the passphrases); every other option is printed back in the task's
@@ -12,6 +15,7 @@ memo, so that even a remembered answer never echoes a key.
 
 from __future__ import annotations
 
+import copy
 import re
 
 # Every PEM private key label: PRIVATE KEY, RSA/EC/DSA/ENCRYPTED/OPENSSH PRIVATE KEY.
@@ -52,3 +56,41 @@ def refuse_private_keys(module):
                          "certificates alone (a combined PEM holds the key too), and the key only in an option made "
                          "for it, such as privatekey_path or privatekey_content"
                          % (", ".join(names), "s" if len(names) == 1 else ""))
+
+
+# Each group matches the doc fragment of the same name.
+OPTION_GROUPS = {
+    # fleet.mtls.file_attributes
+    "file_attributes": dict(
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw"),
+    ),
+    # fleet.mtls.private_key_source
+    "private_key_source": dict(
+        privatekey_path=dict(type="path"),
+        privatekey_content=dict(type="str", no_log=True),
+        privatekey_passphrase=dict(type="str", no_log=True),
+    ),
+    # fleet.mtls.ca_signer
+    "ca_signer": dict(
+        ca_cert_path=dict(type="path", required=True),
+        ca_key_path=dict(type="path", required=True),
+        ca_key_passphrase=dict(type="str", no_log=True),
+    ),
+    # fleet.mtls.renewal
+    "renewal": dict(
+        renew_fraction=dict(type="float"),
+        renew_days_before=dict(type="float"),
+        renew_jitter=dict(type="float", default=0.0),
+    ),
+}
+
+
+def argument_spec(groups, **module_options):
+    """The module's argument_spec: the named shared groups plus its own options."""
+    spec = {}
+    for group in groups:
+        spec.update(copy.deepcopy(OPTION_GROUPS[group]))
+    spec.update(module_options)
+    return spec

@@ -343,6 +343,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _adoption
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 
 def count_adoption(module):
@@ -357,7 +358,7 @@ def count_adoption(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             [],
             paths=dict(type="list", elements="path", required=True),
             since=dict(type="str"),

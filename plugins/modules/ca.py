@@ -167,6 +167,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -293,7 +294,7 @@ def ensure_key_and_certificate(module, key_file, cert_file, parent_cert, parent_
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["file_attributes"],
             key_path=dict(type="path", required=True),
             key_passphrase=dict(type="str", no_log=True),

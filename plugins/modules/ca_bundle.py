@@ -86,6 +86,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -109,7 +110,7 @@ def ensure_bundle(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["file_attributes"],
             path=dict(type="path", required=True),
             certificate_paths=dict(type="list", elements="path", default=[]),

@@ -102,6 +102,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 
 def entry_status(entry, now):
@@ -133,7 +134,7 @@ def list_index(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             [],
             index_path=dict(type="path", required=True),
             name=dict(type="str"),

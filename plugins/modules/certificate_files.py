@@ -107,6 +107,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _install
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 
 def install(module):
@@ -117,7 +118,7 @@ def install(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["file_attributes"],
             certificate=dict(type="str", required=True),
             chain=dict(type="str", default=""),

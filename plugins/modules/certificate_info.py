@@ -21,6 +21,7 @@ author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.private_key_source
+  - fleet.mtls.renewal
   - fleet.mtls.attributes.INFO
 options:
   path:
@@ -39,18 +40,6 @@ options:
   chain_path:
     description: Intermediate certificates to build the chain with, besides those following the certificate itself.
     type: path
-  renew_fraction:
-    description: Renew once this fraction of the lifetime has passed. Default two thirds. Ignored with O(renew_days_before).
-    type: float
-  renew_days_before:
-    description: Renew this many days before expiry instead of after a fraction of the lifetime.
-    type: float
-  renew_jitter:
-    description:
-      - Move the renewal point earlier by up to this fraction of the lifetime, by a stable amount drawn from
-        O(jitter_seed), so a fleet issued at once does not renew at once.
-    type: float
-    default: 0.0
   jitter_seed:
     description: Seed of the jitter, usually the host name. The same seed always gives the same point.
     type: str
@@ -244,6 +233,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 
@@ -300,16 +290,13 @@ def describe(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
-            ["private_key_source"],
+        argument_spec=_params.argument_spec(
+            ["private_key_source", "renewal"],
             path=dict(type="path"),
             content=dict(type="str"),
             ca_bundle_path=dict(type="path"),
             ca_bundle_content=dict(type="str"),
             chain_path=dict(type="path"),
-            renew_fraction=dict(type="float"),
-            renew_days_before=dict(type="float"),
-            renew_jitter=dict(type="float", default=0.0),
             jitter_seed=dict(type="str"),
             expected_subject_alt_names=dict(type="list", elements="str"),
             expected_spiffe_id=dict(type="str"),

@@ -42,6 +42,7 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
+  - fleet.mtls.renewal
   - fleet.mtls.attributes.FILES
 options:
   directory:
@@ -116,16 +117,6 @@ options:
     description: Who asks (the inventory host name); request names are V(<requester>/<name>).
     type: str
     required: true
-  renew_fraction:
-    description: Renew after this fraction of the lifetime (default two thirds).
-    type: float
-  renew_days_before:
-    description: Renew this many days before expiry instead.
-    type: float
-  renew_jitter:
-    description: Move the renewal point earlier by up to this fraction of the lifetime, stably per certificate.
-    type: float
-    default: 0.0
   force_renewal:
     description: Ask for a new certificate for every entry.
     type: bool
@@ -298,7 +289,8 @@ def memo_for(params):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=_params.argument_spec(
+            ["renewal"],
             directory=dict(type="path", required=True),
             certificates=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
@@ -317,9 +309,6 @@ def main():
             trust_certificates=dict(type="list", elements="str", required=True),
             ca_bundle_path=dict(type="path"),
             requester=dict(type="str", required=True),
-            renew_fraction=dict(type="float"),
-            renew_days_before=dict(type="float"),
-            renew_jitter=dict(type="float", default=0.0),
             force_renewal=dict(type="bool", default=False),
             new_key_on_renewal=dict(type="bool", default=True),
             signed=dict(type="list", elements="dict"),

@@ -146,6 +146,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _crl
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -258,7 +259,7 @@ def publish(module, ca_cert, ca_key, crl_file, index_path, revoke, listed, next_
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["ca_signer", "file_attributes"],
             path=dict(type="path", required=True),
             index_path=dict(type="path"),

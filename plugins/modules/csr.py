@@ -114,6 +114,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
@@ -163,7 +164,7 @@ def ensure_csr(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["private_key_source", "file_attributes"],
             path=dict(type="path"),
             subject=dict(type="dict", default={}),

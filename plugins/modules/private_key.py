@@ -107,6 +107,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
@@ -157,7 +158,7 @@ def ensure_key(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["file_attributes"],
             path=dict(type="path", required=True),
             type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),

@@ -227,6 +227,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _signing
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
@@ -275,7 +276,7 @@ def sign_batch(module):
 def main():
     profiles = list(_policy.PROFILES)
     module = AnsibleModule(
-        argument_spec=_module.argument_spec(
+        argument_spec=_params.argument_spec(
             ["ca_signer"],
             csrs=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),

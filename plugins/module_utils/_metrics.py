@@ -1,0 +1,300 @@
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A host's mTLS health as Prometheus metrics, for node_exporter's textfile collector.
+
+The exposition text (format 0.0.4) is written with the standard library:
+managed hosts do not have prometheus_client. Every metric is a gauge whose
+value only moves when a file it describes changes (timestamps of validity,
+renewal and CRL updates, a CRL number, a one-hot mode), so the same files
+always give the same bytes, in a fixed order. The one exception is
+fleet_mtls_last_run_timestamp_seconds, the moment of the run, which the
+module leaves out when it decides whether anything changed
+(without_last_run()).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ansible_collections.fleet.mtls.plugins.module_utils import _crl
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _policy
+from ansible_collections.fleet.mtls.plugins.module_utils import _x509
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+
+# Where Debian's prometheus-node-exporter reads textfiles (its default
+# --collector.textfile.directory); only files named *.prom are read.
+DEFAULT_PATH = "/var/lib/prometheus/node-exporter/fleet_mtls.prom"
+TEXTFILE_SUFFIX = ".prom"
+
+SERVICE_MODES = ("off", "permissive", "strict")
+LAST_RUN = "fleet_mtls_last_run_timestamp_seconds"
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+# name: (help, label names). The labels of one family, in this order, on every sample.
+FAMILIES = {
+    "fleet_mtls_certificate_not_before_timestamp_seconds": (
+        "Start of the validity of a certificate of this host, in Unix time.", ("name", "serial", "issuer")),
+    "fleet_mtls_certificate_not_after_timestamp_seconds": (
+        "End of the validity of a certificate of this host, in Unix time.", ("name", "serial", "issuer")),
+    "fleet_mtls_certificate_renewal_timestamp_seconds": (
+        "When a certificate of this host enters its renewal window (fleet.mtls renewal policy), in Unix time.",
+        ("name", "serial", "issuer")),
+    "fleet_mtls_ca_not_after_timestamp_seconds": (
+        "End of the validity of a CA certificate this host trusts, in Unix time.", ("subject", "serial")),
+    "fleet_mtls_crl_last_update_timestamp_seconds": (
+        "When a CRL on this host was issued (thisUpdate), in Unix time.", ("issuer", "path")),
+    "fleet_mtls_crl_next_update_timestamp_seconds": (
+        "When a CRL on this host stops being current (nextUpdate), in Unix time.", ("issuer", "path")),
+    "fleet_mtls_crl_number": (
+        "The CRL number of a CRL on this host (0 when it has none).", ("issuer", "path")),
+    "fleet_mtls_service_mode": (
+        "Client certificate mode of a service: 1 for its current mode, 0 for the others.", ("service", "mode")),
+    "fleet_mtls_service_mode_since_timestamp_seconds": (
+        "When a service entered its current client certificate mode, in Unix time.", ("service",)),
+    LAST_RUN: (
+        "When fleet.mtls last wrote these metrics, in Unix time: every other value in the file held then.", ()),
+}
+
+
+# --- the exposition format --------------------------------------------------
+
+
+def escape_label_value(value):
+    """A label value as the text format quotes it: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def escape_help(text):
+    """HELP text escapes backslash and newline only."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value):
+    """A sample value: integers exactly, other floats as Python's shortest round-trip repr."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PkiError("a metric value must be a number, not %r" % (value,))
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return str(int(value))
+    return repr(value)
+
+
+class Family(object):
+    """One metric family: name, HELP, TYPE gauge, and its samples keyed by their label values."""
+
+    def __init__(self, name, help_text, label_names):
+        if not _METRIC_NAME.match(name):
+            raise PkiError("%r is not a Prometheus metric name" % name)
+        for label in label_names:
+            if not _LABEL_NAME.match(label) or label.startswith("__"):
+                raise PkiError("%r is not a label name a metric may carry" % label)
+        if len(set(label_names)) != len(label_names):
+            raise PkiError("metric %s names a label twice" % name)
+        self.name = name
+        self.help = help_text
+        self.label_names = tuple(label_names)
+        self.samples = {}
+
+    def add(self, value, labels):
+        """One sample: value, labels a dict of exactly the family's label names to text."""
+        if set(labels) != set(self.label_names):
+            raise PkiError("metric %s takes the labels %s, not %s"
+                           % (self.name, ", ".join(self.label_names) or "none", ", ".join(sorted(labels)) or "none"))
+        key = tuple(labels[name] for name in self.label_names)
+        for text in key:
+            if not isinstance(text, str):
+                raise PkiError("label values of %s must be text, not %r" % (self.name, text))
+        if key in self.samples:
+            # A duplicate series is an error to node_exporter's registry.
+            raise PkiError("metric %s would have two samples with the labels %s"
+                           % (self.name, ", ".join("%s=%r" % pair for pair in zip(self.label_names, key))))
+        format_value(value)
+        self.samples[key] = value
+
+    def lines(self):
+        out = ["# HELP %s %s" % (self.name, escape_help(self.help)), "# TYPE %s gauge" % self.name]
+        for key in sorted(self.samples):
+            labels = ",".join('%s="%s"' % (name, escape_label_value(text)) for name, text in zip(self.label_names, key))
+            out.append("%s%s %s" % (self.name, "{%s}" % labels if labels else "", format_value(self.samples[key])))
+        return out
+
+
+def exposition(families):
+    """The text of the families that have samples, ordered by name; UTF-8 bytes ending in a newline."""
+    names = [family.name for family in families]
+    if len(set(names)) != len(names):
+        raise PkiError("a metric family is given twice")
+    lines = []
+    for family in sorted(families, key=lambda f: f.name):
+        if family.samples:
+            lines.extend(family.lines())
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+def without_last_run(content):
+    """content without its last-run sample lines: what decides whether the file changed."""
+    kept = []
+    for line in (content or b"").splitlines(True):
+        if line.startswith(LAST_RUN.encode("ascii")) and line[len(LAST_RUN):len(LAST_RUN) + 1] in (b" ", b"{"):
+            continue
+        kept.append(line)
+    return b"".join(kept)
+
+
+def unix_seconds(moment):
+    """An aware datetime as whole Unix seconds (rounded down; certificates and CRLs carry whole seconds)."""
+    return int(math.floor(c.as_utc(moment).timestamp()))
+
+
+# --- what the host has -------------------------------------------------------
+
+
+def check_textfile_path(path, option="path"):
+    if not path.endswith(TEXTFILE_SUFFIX):
+        raise PkiError("%s %s must be a file name ending in %s: node_exporter's textfile collector reads no other"
+                       % (option, path, TEXTFILE_SUFFIX))
+    return path
+
+
+def renewal_seed(entry, requester):
+    """The jitter seed of a certificate: its own, else <requester>/<name> as certificate_request uses."""
+    if entry.get("jitter_seed"):
+        return entry["jitter_seed"]
+    if requester:
+        return "%s/%s" % (requester, entry["name"])
+    return None
+
+
+def describe_certificates(entries, renewal, requester):
+    """One fact dict per certificate entry (the first certificate of its file), checked."""
+    seen, facts = set(), []
+    for entry in entries:
+        name, path = entry.get("name"), entry.get("path")
+        if not name or not path:
+            raise PkiError("every certificates entry needs a name and a path, not %r" % (entry,))
+        if name in seen:
+            raise PkiError("certificates: the name %r is given twice; each certificate's name is its label" % name)
+        seen.add(name)
+        seed = renewal_seed(entry, requester)
+        if renewal.get("renew_jitter") and seed is None:
+            raise PkiError("certificate %s: renew_jitter needs requester (as given to certificate_request) or the "
+                           "entry's jitter_seed, else the renewal time would not be the one the host renews at" % name)
+        cert = _x509.load_certificates(_files.read_required(path, "certificate"), source="certificate %s" % path)[0]
+        not_before, not_after = c.not_valid_before(cert), c.not_valid_after(cert)
+        renew_at = _policy.renewal_time(not_before, not_after, renewal.get("renew_fraction"),
+                                        renewal.get("renew_days_before"), renewal.get("renew_jitter") or 0.0, seed)
+        facts.append(dict(name=name, path=path, serial=c.serial_hex(cert.serial_number),
+                          subject=_x509.name_to_string(cert.subject), issuer=_x509.name_to_string(cert.issuer),
+                          not_before=not_before, not_after=not_after, renew_at=renew_at))
+    return facts
+
+
+def describe_cas(bundle_paths):
+    """One fact dict per distinct CA certificate of the bundles (by fingerprint), checked to be CAs."""
+    by_fingerprint, by_labels = {}, {}
+    for path in bundle_paths:
+        for cert in _x509.load_certificates(_files.read_required(path, "CA bundle"), source="CA bundle %s" % path):
+            fingerprint = c.fingerprint(cert)
+            if fingerprint in by_fingerprint:
+                continue
+            subject = _x509.name_to_string(cert.subject)
+            if not _x509.is_ca(cert):
+                raise PkiError("CA bundle %s holds a certificate that is not a CA: %s" % (path, subject))
+            labels = (subject, c.serial_hex(cert.serial_number))
+            if labels in by_labels:
+                raise PkiError("CA bundle %s holds two different certificates with subject %s and serial %s"
+                               % (path, labels[0], labels[1]))
+            by_labels[labels] = fingerprint
+            by_fingerprint[fingerprint] = dict(subject=labels[0], serial=labels[1], fingerprint=fingerprint,
+                                               not_after=c.not_valid_after(cert))
+    return sorted(by_fingerprint.values(), key=lambda fact: (fact["subject"], fact["serial"]))
+
+
+def describe_crls(paths):
+    facts = []
+    for path in sorted(set(paths)):
+        crl = _crl.load_crl(_files.read_required(path, "CRL"), source="CRL %s" % path)
+        facts.append(dict(path=path, issuer=_x509.name_to_string(crl.issuer), crl_number=_crl.crl_number(crl),
+                          last_update=c.crl_last_update(crl), next_update=c.crl_next_update(crl)))
+    return facts
+
+
+def describe_services(entries):
+    seen, facts = set(), []
+    for entry in entries:
+        service, mode = entry.get("service"), entry.get("mode")
+        if not service:
+            raise PkiError("every services entry needs a service, not %r" % (entry,))
+        if mode not in SERVICE_MODES:
+            raise PkiError("service %s: mode must be one of %s, not %r"
+                           % (service, ", ".join(SERVICE_MODES), mode))
+        if service in seen:
+            raise PkiError("services: %r is given twice" % service)
+        seen.add(service)
+        since = c.parse_isoformat(entry["since"]) if entry.get("since") else None
+        facts.append(dict(service=service, mode=mode, since=since))
+    return facts
+
+
+def build_families(certificates, cas, crls, services, now, host=None):
+    """The metric families of these facts; with host, a host label on every sample."""
+    extra = ("host",) if host else ()
+    families = dict((name, Family(name, help_text, labels + extra))
+                    for name, (help_text, labels) in FAMILIES.items())
+
+    def add(name, value, labels):
+        if host:
+            labels = dict(labels, host=host)
+        families[name].add(value, labels)
+
+    for fact in certificates:
+        labels = dict(name=fact["name"], serial=fact["serial"], issuer=fact["issuer"])
+        add("fleet_mtls_certificate_not_before_timestamp_seconds", unix_seconds(fact["not_before"]), labels)
+        add("fleet_mtls_certificate_not_after_timestamp_seconds", unix_seconds(fact["not_after"]), labels)
+        add("fleet_mtls_certificate_renewal_timestamp_seconds", unix_seconds(fact["renew_at"]), labels)
+    for fact in cas:
+        add("fleet_mtls_ca_not_after_timestamp_seconds", unix_seconds(fact["not_after"]),
+            dict(subject=fact["subject"], serial=fact["serial"]))
+    for fact in crls:
+        labels = dict(issuer=fact["issuer"], path=fact["path"])
+        add("fleet_mtls_crl_last_update_timestamp_seconds", unix_seconds(fact["last_update"]), labels)
+        if fact["next_update"] is not None:  # optional in X.509; fleet.mtls CRLs always have one
+            add("fleet_mtls_crl_next_update_timestamp_seconds", unix_seconds(fact["next_update"]), labels)
+        add("fleet_mtls_crl_number", fact["crl_number"], labels)
+    for fact in services:
+        for mode in SERVICE_MODES:
+            add("fleet_mtls_service_mode", 1 if mode == fact["mode"] else 0, dict(service=fact["service"], mode=mode))
+        if fact["since"] is not None:
+            add("fleet_mtls_service_mode_since_timestamp_seconds", unix_seconds(fact["since"]),
+                dict(service=fact["service"]))
+    add(LAST_RUN, unix_seconds(now), {})
+    return list(families.values())
+
+
+def collect(params, now):
+    """(content, facts) for a module's parameters: every file read and checked before anything is written.
+
+    params: certificates, ca_bundle_paths, crl_paths, services, renew_fraction,
+    renew_days_before, renew_jitter, requester, host (see the metrics module).
+    """
+    renewal = dict(renew_fraction=params.get("renew_fraction"), renew_days_before=params.get("renew_days_before"),
+                   renew_jitter=params.get("renew_jitter"))
+    facts = dict(
+        certificates=describe_certificates(params.get("certificates") or [], renewal, params.get("requester")),
+        cas=describe_cas(params.get("ca_bundle_paths") or []),
+        crls=describe_crls(params.get("crl_paths") or []),
+        services=describe_services(params.get("services") or []),
+    )
+    families = build_families(facts["certificates"], facts["cas"], facts["crls"], facts["services"], now,
+                              host=params.get("host"))
+    return exposition(families), facts
