@@ -329,11 +329,13 @@ def check_csr(csr, item_name, policy, common_name=None):
     return sans
 
 
-def validity_window(now, validity_days, backdate_seconds, ca_not_after):
-    """(not_before, not_after) for a new leaf, never outliving its CA."""
+def validity_window(now, validity_days, backdate_seconds, ca_not_after=None):
+    """(not_before, not_after) for a new certificate, never outliving the CA that signs it (none for a root)."""
     check_leaf_lifetime(validity_days, backdate_seconds)
     not_before = now - datetime.timedelta(seconds=backdate_seconds)
-    not_after = min(now + datetime.timedelta(days=validity_days), ca_not_after)
+    not_after = now + datetime.timedelta(days=validity_days)
+    if ca_not_after is not None:
+        not_after = min(not_after, ca_not_after)
     if not_after <= now:
         raise PkiError("the CA expires on %s: it cannot issue a valid certificate" % c.isoformat(ca_not_after))
     return not_before.replace(microsecond=0), not_after.replace(microsecond=0)

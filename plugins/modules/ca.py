@@ -160,7 +160,6 @@ cert_issued:
 """
 
 import contextlib
-import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -176,6 +175,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 CA_DEFAULT_KEY_SIZE = {"ec": 384, "rsa": 4096, "ed25519": None}
 # No chain is longer: OpenSSL's default verify depth is 100, so a larger path length could never be used.
 MAX_PATH_LENGTH = 100
+# A new CA certificate starts this long before now, for clocks a little behind.
+CA_BACKDATE_SECONDS = 300
 
 
 def load_parent(params, now):
@@ -270,10 +271,8 @@ def ensure_key_and_certificate(module, key_file, cert_file, parent_cert, parent_
             cert = existing
     cert_issued = cert is None
     if cert is None:
-        not_before = (now - datetime.timedelta(minutes=5)).replace(microsecond=0)
-        not_after = (now + datetime.timedelta(days=validity_days)).replace(microsecond=0)
-        if parent_cert is not None and not_after > c.not_valid_after(parent_cert):
-            not_after = c.not_valid_after(parent_cert)
+        not_before, not_after = _policy.validity_window(
+            now, validity_days, CA_BACKDATE_SECONDS, c.not_valid_after(parent_cert) if parent_cert is not None else None)
         cert = _x509.build_ca_certificate(
             key, params["subject"], not_before, not_after, issuer_cert=parent_cert, issuer_key=parent_key,
             path_length=params["path_length"], permitted=params["name_constraints_permitted"],

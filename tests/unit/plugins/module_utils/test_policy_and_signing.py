@@ -194,6 +194,8 @@ def test_validity_window_is_backdated_and_capped_by_the_ca(pki):
     assert capped == now + 10 * DAY
     with pytest.raises(PkiError):
         _policy.validity_window(now, 0, 300, now + DAY)
+    # a root has no CA above it: its own lifetime, backdated alike
+    assert _policy.validity_window(now, 3650, 300) == (now - datetime.timedelta(seconds=300), now + 3650 * DAY)
 
 
 def test_renewal_defaults_to_two_thirds_of_the_lifetime():
