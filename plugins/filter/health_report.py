@@ -175,14 +175,6 @@ def _certificate(cert, where, now, limits, host, findings):
     it; ``renewal_overdue`` still says whether the renewal was missed when the certificate is also expiring.
     """
     record = {key: _text(cert, key, where) for key in ("name", "path", "serial", "subject", "issuer")}
-    # Optional, described but not judged: the names and the key (the metrics module returns them).
-    sans = cert.get("subject_alt_names") or []
-    if isinstance(sans, (str, bytes)) or not isinstance(sans, Sequence) or not all(isinstance(n, str) for n in sans):
-        _fail(where, "subject_alt_names is not a list of names")
-    key_size = cert.get("key_size")
-    if key_size is not None and (isinstance(key_size, bool) or not isinstance(key_size, int) or key_size <= 0):
-        _fail(where, f"key_size={key_size!r} is not a number of bits")
-    record.update(subject_alt_names=[str(n) for n in sans], key_type=cert.get("key_type") or None, key_size=key_size)
     not_before = _time(cert, "not_before", where)
     not_after = _time(cert, "not_after", where)
     renew_at = _time(cert, "renew_at", where)
@@ -545,13 +537,6 @@ def _distinct_cas(report):
 
 # --- Markdown ------------------------------------------------------------------------------------------------------
 
-def _key_text(cert):
-    """'ec 256', 'ed25519', or '—' when the input did not say."""
-    if not cert["key_type"]:
-        return "—"
-    return f'{cert["key_type"]} {cert["key_size"]}' if cert["key_size"] else cert["key_type"]
-
-
 def _md(value):
     """Free text for Markdown: a backslash before each character that could make markup, a link or HTML."""
     text = " ".join(str(value).split())
@@ -611,13 +596,12 @@ def _markdown(report):
     rows = []
     for host in report["hosts"]:
         for cert in host["certificates"]:
-            rows.append((_md(host["host"]), _md_code(cert["name"]), _md_code(cert["serial"]),
-                         _md(", ".join(cert["subject_alt_names"])) or "—", _md(_key_text(cert)),
-                         cert["not_after"], _fmt_days(cert["days_left"]), cert["renew_at"], _label(cert["state"])))
+            rows.append((_md(host["host"]), _md_code(cert["name"]), _md_code(cert["serial"]), cert["not_after"],
+                         _fmt_days(cert["days_left"]), cert["renew_at"], _label(cert["state"])))
         if not host["certificates"]:
-            rows.append((_md(host["host"]), "—", "—", "—", "—", "—", "—", "—",
+            rows.append((_md(host["host"]), "—", "—", "—", "—", "—",
                          "no certificate" if host["reachable"] else "not reached"))
-    out += _md_table(("host", "name", "serial", "SANs", "key", "not_after", "days left", "renew_at", "state"), rows)
+    out += _md_table(("host", "name", "serial", "not_after", "days left", "renew_at", "state"), rows)
 
     services = summary["services"]
     out += ["", "## Servers by mode", "",
@@ -910,9 +894,8 @@ def _svg_timeline(report, now):
         mid = y + cert_h / 2
         bx0, bx1 = x(times["not_before"]), x(times["not_after"])
         split = min(max(x(now), bx0), bx1)
-        names = f', {", ".join(cert["subject_alt_names"])}' if cert["subject_alt_names"] else ""
-        tip = (f'{host["host"]} {cert["name"]}: serial {cert["serial"]}{names}, {_key_text(cert)}, '
-               f'{cert["not_before"]} to {cert["not_after"]}, renew at {cert["renew_at"]}, {_label(cert["state"])}')
+        tip = (f'{host["host"]} {cert["name"]}: serial {cert["serial"]}, {cert["not_before"]} to '
+               f'{cert["not_after"]}, renew at {cert["renew_at"]}, {_label(cert["state"])}')
         left = cert["days_left"]
         left_text = f"expired {abs(left):.1f} d ago" if left <= 0 else f"{left:.1f} d left"
         body.append(

@@ -193,11 +193,8 @@ def describe_certificates(entries, renewal, requester):
         not_before, not_after = c.not_valid_before(cert), c.not_valid_after(cert)
         renew_at = _policy.renewal_time(not_before, not_after, renewal.get("renew_fraction"),
                                         renewal.get("renew_days_before"), renewal.get("renew_jitter") or 0.0, seed)
-        key_type, key_size = c.key_type_and_size(cert.public_key())
         facts.append(dict(name=name, path=path, serial=c.serial_hex(cert.serial_number),
                           subject=_x509.name_to_string(cert.subject), issuer=_x509.name_to_string(cert.issuer),
-                          subject_alt_names=[_x509.san_to_string(n) for n in _x509.sans_of(cert)],
-                          key_type=key_type, key_size=key_size,
                           not_before=not_before, not_after=not_after, renew_at=renew_at))
     return facts
 

@@ -169,16 +169,6 @@ certificates:
     issuer:
       description: Issuer as RFC 4514 text.
       type: str
-    subject_alt_names:
-      description: Its SANs (C(DNS:...), C(IP:...), C(URI:...)); not published as metrics.
-      type: list
-      elements: str
-    key_type:
-      description: Its key's type (C(ec), C(rsa), C(ed25519)); not published as metrics.
-      type: str
-    key_size:
-      description: Its key's size in bits (the curve's for EC, null for Ed25519); not published as metrics.
-      type: int
     not_before:
       description: Start of validity (ISO 8601, UTC).
       type: str
@@ -262,7 +252,6 @@ def _iso(moment):
 def _result_facts(facts):
     return dict(
         certificates=[dict(name=f["name"], path=f["path"], serial=f["serial"], subject=f["subject"], issuer=f["issuer"],
-                           subject_alt_names=f["subject_alt_names"], key_type=f["key_type"], key_size=f["key_size"],
                            not_before=_iso(f["not_before"]), not_after=_iso(f["not_after"]),
                            renew_at=_iso(f["renew_at"])) for f in facts["certificates"]],
         cas=[dict(subject=f["subject"], serial=f["serial"], fingerprint=f["fingerprint"],
