@@ -101,12 +101,6 @@ options:
       - Add a C(host) label with this value to every sample, for when the scrape target's C(instance) does not name
         the host.
     type: str
-  write:
-    description:
-      - V(false) reads and checks every file and returns what would be published, writing nothing and needing no
-        metrics directory; C(playbooks/report.yml) gathers the fleet's report this way.
-    type: bool
-    default: true
 notes:
   - Debian's C(prometheus-node-exporter) reads C(/var/lib/prometheus/node-exporter/*.prom) out of the box. Other
     setups need C(--collector.textfile.directory) pointing at the directory of O(path).
@@ -141,11 +135,7 @@ path:
   returned: always
   type: str
 last_run:
-  description: The value of C(fleet_mtls_last_run_timestamp_seconds), as ISO 8601 (UTC); null with O(write=false).
-  returned: always
-  type: str
-now:
-  description: The moment the values were read, as ISO 8601 (UTC); the same as RV(last_run) when the file is written.
+  description: The value of C(fleet_mtls_last_run_timestamp_seconds), as ISO 8601 (UTC).
   returned: always
   type: str
 certificates:
@@ -277,10 +267,6 @@ def publish(module):
     mode = _module.parse_mode(params["mode"], 0o644)
     now = c.utcnow().replace(microsecond=0)
     content, facts = _metrics.collect(params, now)
-    if not params["write"]:
-        result = dict(changed=False, path=path, last_run=None, now=c.isoformat(now))
-        result.update(_result_facts(facts))
-        return result
 
     # A rewrite must not hand the file to root just because no owner was given.
     uid, gid = _existing_ids(path)
@@ -299,7 +285,7 @@ def publish(module):
         if not module.check_mode and target.current != content:
             _files.atomic_write(path, content, mode=mode, owner=owner, group=group)
 
-    result = dict(changed=changed, path=path, last_run=c.isoformat(now), now=c.isoformat(now), diff=diffs)
+    result = dict(changed=changed, path=path, last_run=c.isoformat(now), diff=diffs)
     result.update(_result_facts(facts))
     return result
 
@@ -323,7 +309,6 @@ def main():
             )),
             requester=dict(type="str"),
             host=dict(type="str"),
-            write=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -466,24 +466,6 @@ def test_the_path_must_be_a_textfile_in_a_directory_that_exists(run_module, host
     assert run_module(dict(args, path=missing), check_mode=True)["changed"] is True
 
 
-def test_write_false_reads_and_checks_all_and_writes_nothing(run_module, host, pki, clock):
-    # What playbooks/report.yml gathers: the same facts, on a host without a metrics directory.
-    args = host["args"]
-    clock(pki.now)
-    written = run_module(args)
-    os.unlink(args["path"])
-    missing = os.path.join(os.path.dirname(args["path"]), "absent", "fleet_mtls.prom")
-    result = run_module(dict(args, path=missing, write=False))
-    assert result["changed"] is False and not result.get("failed")
-    assert result["last_run"] is None and result["now"] == c.isoformat(pki.now)
-    for key in ("certificates", "cas", "crls", "services"):
-        assert result[key] == written[key], key
-    assert not os.path.exists(args["path"]) and not os.path.exists(os.path.dirname(missing))
-    os.unlink(args["crl_paths"][0])
-    result = run_module(dict(args, write=False))
-    assert result["failed"] and "does not exist" in result["msg"]
-
-
 def test_an_unquoted_off_is_off(run_module, host):
     # YAML reads an unquoted off as false; Ansible maps it to the one false-like choice.
     result = run_module(dict(host["args"], services=[dict(service="nginx", mode=False)]))
