@@ -176,7 +176,10 @@ def renewal_seed(entry, requester):
 
 
 def describe_certificates(entries, renewal, requester):
-    """One fact dict per certificate entry (the first certificate of its file), checked."""
+    """One fact dict per certificate entry (the first certificate of its file), checked.
+
+    renewal: the module's renewal options (renew_fraction, renew_days_before, renew_jitter).
+    """
     seen, facts = set(), []
     for entry in entries:
         name, path = entry.get("name"), entry.get("path")
@@ -191,8 +194,7 @@ def describe_certificates(entries, renewal, requester):
                            "entry's jitter_seed, else the renewal time would not be the one the host renews at" % name)
         cert = _x509.load_certificates(_files.read_required(path, "certificate"), source="certificate %s" % path)[0]
         not_before, not_after = c.not_valid_before(cert), c.not_valid_after(cert)
-        renew_at = _policy.renewal_time(not_before, not_after, renewal.get("renew_fraction"),
-                                        renewal.get("renew_days_before"), renewal.get("renew_jitter") or 0.0, seed)
+        renew_at = _policy.renewal_time_of(cert, renewal, seed)
         facts.append(dict(name=name, path=path, serial=c.serial_hex(cert.serial_number),
                           subject=_x509.name_to_string(cert.subject), issuer=_x509.name_to_string(cert.issuer),
                           not_before=not_before, not_after=not_after, renew_at=renew_at))
@@ -287,10 +289,8 @@ def collect(params, now):
     params: certificates, ca_bundle_paths, crl_paths, services, renew_fraction,
     renew_days_before, renew_jitter, requester, host (see the metrics module).
     """
-    renewal = dict(renew_fraction=params.get("renew_fraction"), renew_days_before=params.get("renew_days_before"),
-                   renew_jitter=params.get("renew_jitter"))
     facts = dict(
-        certificates=describe_certificates(params.get("certificates") or [], renewal, params.get("requester")),
+        certificates=describe_certificates(params.get("certificates") or [], params, params.get("requester")),
         cas=describe_cas(params.get("ca_bundle_paths") or []),
         crls=describe_crls(params.get("crl_paths") or []),
         services=describe_services(params.get("services") or []),

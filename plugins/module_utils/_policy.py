@@ -424,6 +424,12 @@ def decision_horizon(now, certificates, renew_times):
     return min(moments) if moments else None
 
 
+def renewal_time_of(cert, options, seed):
+    """When cert enters its renewal window under a module's renewal options (the fleet.mtls.renewal group)."""
+    return renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), options.get("renew_fraction"),
+                        options.get("renew_days_before"), options.get("renew_jitter") or 0.0, seed)
+
+
 def renewal_decision(cert, now, options, seed, **wanted):
     """(reissue_reasons, renew_at) of cert under a module's renewal options.
 
@@ -431,8 +437,6 @@ def renewal_decision(cert, now, options, seed, **wanted):
     renew_jitter, which certificate_info and certificate_request share;
     seed: the jitter's seed. wanted: the other reissue_reasons() arguments.
     """
-    renewal = dict(renew_fraction=options["renew_fraction"], renew_days_before=options["renew_days_before"],
-                   jitter=options["renew_jitter"], seed=seed)
-    renew_at = renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), **renewal)
-    wanted.update(renewal)
-    return reissue_reasons(cert, now, **wanted), renew_at
+    wanted.update(renew_fraction=options["renew_fraction"], renew_days_before=options["renew_days_before"],
+                  jitter=options["renew_jitter"], seed=seed)
+    return reissue_reasons(cert, now, **wanted), renewal_time_of(cert, options, seed)
