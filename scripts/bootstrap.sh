@@ -16,8 +16,9 @@ requirements="$repo/tests/requirements.txt"
 # openssh-client: Ansible reaches the lab and the test fleet over SSH.
 # prometheus: its promtool checks and unit-tests the shipped alert rules and
 # parses what the metrics module writes.
+# chromium, chromium-driver: the health report's browser test renders its HTML page headless.
 apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc netavark aardvark-dns iptables
-  debootstrap uidmap iproute2 openssh-client shellcheck prometheus)
+  debootstrap uidmap iproute2 openssh-client shellcheck prometheus chromium chromium-driver)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

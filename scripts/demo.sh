@@ -10,7 +10,8 @@
 #   2. the gate refuses strict mode and names the legacy caller;
 #   3. the fix: the legacy caller gets its certificate;
 #   4. every phase again, from the fix on: strict, verified; the report
-#      gives the counts of each server.
+#      gives the counts of each server, and the health report
+#      (~/fleet-mtls-report/health.html) every certificate's expiry.
 #
 # Once the servers are strict, running it again runs the site playbook only,
 # which changes nothing. Extra arguments go to every ansible-playbook run.

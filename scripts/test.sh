@@ -61,7 +61,10 @@ stage_unit() {
     pip install -q --disable-pip-version-check --no-deps --target "$old_cryptography" 'cryptography==38.0.4'
     touch "$old_cryptography/.done"
   fi
-  PYTHONPATH="$repo/.build/collections" python -m pytest -q tests/unit
+  # The health report's browser test keeps its 1280x800 screenshot with the test output.
+  mkdir -p "$repo/.build/test-output"
+  MTLS_REPORT_SCREENSHOT="$repo/.build/test-output/health-report.png" \
+    PYTHONPATH="$repo/.build/collections" python -m pytest -q tests/unit
   PYTHONPATH="$repo/.build/collections:$old_cryptography" python -m pytest -q tests/unit
 }
 
@@ -139,19 +142,20 @@ demo_run() { # N: run the demo once, log to .build/demo/runN.log, print its reca
 }
 
 stage_demo() {
-  local log=.build/demo report=~/fleet-mtls-report/rollout.json
+  local log=.build/demo report=~/fleet-mtls-report/rollout.json health=~/fleet-mtls-report/health.json
   mkdir -p "$log"
   bash scripts/lab.sh down
-  rm -f "$report"
+  rm -f "$report" "$health"
   demo_run 1 || return 1
   # The runbook: the gate refused strict mode naming the legacy caller, before the fix.
   if ! grep -q 'named the legacy caller' "$log/run1.log"; then
     echo "the demo's first run did not show the gate naming the legacy caller" >&2
     return 1
   fi
-  python3 - "$report" <<'PY'
+  python3 - "$report" "$health" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
+health = json.load(open(sys.argv[2]))
 summary = report["summary"]
 modes = {server["host"]: server["mode"] for server in report["servers"]}
 print("demo run 1: modes", modes)
@@ -163,6 +167,10 @@ counts = {server["host"]: (server["adoption"] or {}).get("requests", 0) for serv
 print("demo run 1: requests counted", counts)
 if not all(counts.values()):
     sys.exit(f"the demo's report counted no request on some server: {counts}")
+hosts = [entry["host"] for entry in health["hosts"]]
+print("demo run 1: health", health["summary"]["status"], "of", hosts)
+if health["summary"]["attention"]["critical"] or len(hosts) != 4 or health["summary"]["services"]["strict"] != 3:
+    sys.exit(f"the demo's health report is not of a healthy strict fleet: {health['summary']} {health['attention']}")
 PY
   demo_run 2 || return 1
   if ! grep -q '^PLAY RECAP' "$log/run2.log" || grep -E 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' "$log/run2.log"; then

@@ -14,6 +14,7 @@ module leaves out when it decides whether anything changed
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -195,8 +196,11 @@ def describe_certificates(entries, renewal, requester):
         cert = _x509.load_certificates(_files.read_required(path, "certificate"), source="certificate %s" % path)[0]
         not_before, not_after = c.not_valid_before(cert), c.not_valid_after(cert)
         renew_at = _policy.renewal_time_of(cert, renewal, seed)
+        key_type, key_size = c.key_type_and_size(cert.public_key())
         facts.append(dict(name=name, path=path, serial=c.serial_hex(cert.serial_number),
                           subject=_x509.name_to_string(cert.subject), issuer=_x509.name_to_string(cert.issuer),
+                          subject_alt_names=[_x509.san_to_string(n) for n in _x509.sans_of(cert)],
+                          key_type=key_type, key_size=key_size,
                           not_before=not_before, not_after=not_after, renew_at=renew_at))
     return facts
 
@@ -231,10 +235,44 @@ def describe_crls(paths):
     return facts
 
 
-def describe_services(entries):
+def read_mode_record(path):
+    """The mode role rollout recorded for the host's services (its JSON fact file): (mode, since).
+
+    No file means no rollout yet: ("off", None). A file that is not such a
+    record is an error, not a silent "off".
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return "off", None
+    except OSError as exc:
+        raise PkiError("cannot read the mode record %s: %s" % (path, exc.strerror or exc))
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise PkiError("the mode record %s is not JSON: %s" % (path, exc))
+    if not isinstance(record, dict) or record.get("mode") not in SERVICE_MODES:
+        raise PkiError("the mode record %s names no mode of %s" % (path, ", ".join(SERVICE_MODES)))
+    since = record.get("since")
+    if since is not None and not isinstance(since, str):
+        raise PkiError("the mode record %s: since must be ISO 8601 text, not %r" % (path, since))
+    return record["mode"], since
+
+
+def describe_services(entries, mode_record_path=None):
+    """One fact dict per service; an entry without a mode takes the recorded one (read_mode_record)."""
+    recorded = None
     seen, facts = set(), []
     for entry in entries:
         service, mode = entry.get("service"), entry.get("mode")
+        if mode is None:
+            if not mode_record_path:
+                raise PkiError("service %s has no mode, and no mode_state_path says it" % service)
+            if recorded is None:
+                recorded = read_mode_record(mode_record_path)
+            mode, since = recorded
+            entry = dict(entry, mode=mode, since=entry.get("since") or since)
         if not service:
             raise PkiError("every services entry needs a service, not %r" % (entry,))
         if mode not in SERVICE_MODES:
@@ -287,13 +325,14 @@ def collect(params, now):
     """(content, facts) for a module's parameters: every file read and checked before anything is written.
 
     params: certificates, ca_bundle_paths, crl_paths, services, renew_fraction,
-    renew_days_before, renew_jitter, requester, host (see the metrics module).
+    renew_days_before, renew_jitter, requester, host, mode_state_path (see the
+    metrics module).
     """
     facts = dict(
         certificates=describe_certificates(params.get("certificates") or [], params, params.get("requester")),
         cas=describe_cas(params.get("ca_bundle_paths") or []),
         crls=describe_crls(params.get("crl_paths") or []),
-        services=describe_services(params.get("services") or []),
+        services=describe_services(params.get("services") or [], params.get("mode_state_path")),
     )
     families = build_families(facts["certificates"], facts["cas"], facts["crls"], facts["services"], now,
                               host=params.get("host"))

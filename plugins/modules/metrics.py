@@ -81,15 +81,22 @@ options:
         type: str
         required: true
       mode:
-        description: Its mode. An unquoted V(off), which YAML reads as false, is taken as V(off).
+        description:
+          - Its mode. An unquoted V(off), which YAML reads as false, is taken as V(off).
+          - Without it, the mode (and O(services[].since)) recorded in O(mode_state_path).
         type: str
-        required: true
         choices: ["off", permissive, strict]
       since:
         description:
           - When it entered this mode (ISO 8601), e.g. C(ansible_local.fleet_mtls.permissive_since) for a permissive
             one. The alert on a server left permissive counts from it.
         type: str
+  mode_state_path:
+    description:
+      - The JSON record of the services' mode that role C(fleet.mtls.rollout) keeps (C(fleet_mtls.fact) in its
+        C(mtls_rollout_state_dir)), read on the host for every O(services) entry without a mode.
+      - A missing file means no rollout yet, mode V(off); a file that names no mode is an error.
+    type: path
   requester:
     description:
       - The host's name as M(fleet.mtls.certificate_request) gets it (the inventory host name); the jitter of
@@ -101,6 +108,20 @@ options:
       - Add a C(host) label with this value to every sample, for when the scrape target's C(instance) does not name
         the host.
     type: str
+  write:
+    description:
+      - V(false) reads and checks every file and returns what would be published, writing nothing and needing no
+        metrics directory; C(playbooks/report.yml) gathers the fleet's report this way.
+    type: bool
+    default: true
+  directory_missing:
+    description:
+      - What to do when the directory of O(path) does not exist, as on a host without node_exporter.
+      - V(fail) fails the task. V(skip) reads and checks every file all the same, returns it, and writes nothing
+        (RV(written) is false), so one task serves hosts with and without the collector.
+    type: str
+    choices: [fail, skip]
+    default: fail
 notes:
   - Debian's C(prometheus-node-exporter) reads C(/var/lib/prometheus/node-exporter/*.prom) out of the box. Other
     setups need C(--collector.textfile.directory) pointing at the directory of O(path).
@@ -127,6 +148,20 @@ EXAMPLES = r"""
     renew_fraction: 0.6667
     renew_jitter: 0.1
     requester: "{{ inventory_hostname }}"
+
+- name: The same on every host, written only where node_exporter runs, the mode read from role rollout's record
+  fleet.mtls.metrics:
+    certificates:
+      - name: server
+        path: /etc/fleet-mtls/certs/server.fullchain.pem
+    ca_bundle_paths:
+      - /etc/fleet-mtls/certs/ca-bundle.pem
+    services:
+      - service: nginx
+    mode_state_path: /etc/ansible/facts.d/fleet_mtls.fact
+    directory_missing: skip
+    requester: "{{ inventory_hostname }}"
+  register: mtls_health
 """
 
 RETURN = r"""
@@ -135,7 +170,15 @@ path:
   returned: always
   type: str
 last_run:
-  description: The value of C(fleet_mtls_last_run_timestamp_seconds), as ISO 8601 (UTC).
+  description: The value of C(fleet_mtls_last_run_timestamp_seconds), as ISO 8601 (UTC); null when nothing was written.
+  returned: always
+  type: str
+written:
+  description: Whether the metrics file was written (or would be, in check mode).
+  returned: always
+  type: bool
+now:
+  description: The moment the values were read, as ISO 8601 (UTC); the same as RV(last_run) when the file is written.
   returned: always
   type: str
 certificates:
@@ -159,6 +202,16 @@ certificates:
     issuer:
       description: Issuer as RFC 4514 text.
       type: str
+    subject_alt_names:
+      description: Its SANs (C(DNS:...), C(IP:...), C(URI:...)); not published as metrics.
+      type: list
+      elements: str
+    key_type:
+      description: Its key's type (C(ec), C(rsa), C(ed25519)); not published as metrics.
+      type: str
+    key_size:
+      description: Its key's size in bits (the curve's for EC, null for Ed25519); not published as metrics.
+      type: int
     not_before:
       description: Start of validity (ISO 8601, UTC).
       type: str
@@ -242,6 +295,7 @@ def _iso(moment):
 def _result_facts(facts):
     return dict(
         certificates=[dict(name=f["name"], path=f["path"], serial=f["serial"], subject=f["subject"], issuer=f["issuer"],
+                           subject_alt_names=f["subject_alt_names"], key_type=f["key_type"], key_size=f["key_size"],
                            not_before=_iso(f["not_before"]), not_after=_iso(f["not_after"]),
                            renew_at=_iso(f["renew_at"])) for f in facts["certificates"]],
         cas=[dict(subject=f["subject"], serial=f["serial"], fingerprint=f["fingerprint"],
@@ -267,6 +321,11 @@ def publish(module):
     mode = _module.parse_mode(params["mode"], 0o644)
     now = c.utcnow().replace(microsecond=0)
     content, facts = _metrics.collect(params, now)
+    if not params["write"] or (params["directory_missing"] == "skip"
+                               and not os.path.isdir(os.path.dirname(path) or ".")):
+        result = dict(changed=False, written=False, path=path, last_run=None, now=c.isoformat(now))
+        result.update(_result_facts(facts))
+        return result
 
     # A rewrite must not hand the file to root just because no owner was given.
     uid, gid = _existing_ids(path)
@@ -285,7 +344,8 @@ def publish(module):
         if not module.check_mode and target.current != content:
             _files.atomic_write(path, content, mode=mode, owner=owner, group=group)
 
-    result = dict(changed=changed, path=path, last_run=c.isoformat(now), diff=diffs)
+    result = dict(changed=changed, written=True, path=path, last_run=c.isoformat(now), now=c.isoformat(now),
+                  diff=diffs)
     result.update(_result_facts(facts))
     return result
 
@@ -304,11 +364,14 @@ def main():
             crl_paths=dict(type="list", elements="path", default=[]),
             services=dict(type="list", elements="dict", default=[], options=dict(
                 service=dict(type="str", required=True),
-                mode=dict(type="str", required=True, choices=list(_metrics.SERVICE_MODES)),
+                mode=dict(type="str", choices=list(_metrics.SERVICE_MODES)),
                 since=dict(type="str"),
             )),
+            mode_state_path=dict(type="path"),
             requester=dict(type="str"),
             host=dict(type="str"),
+            write=dict(type="bool", default=True),
+            directory_missing=dict(type="str", choices=["fail", "skip"], default="fail"),
         ),
         supports_check_mode=True,
     )

@@ -383,6 +383,8 @@ def test_writes_once_then_only_the_last_run_moves(run_module, host, pki, clock):
     assert _metrics.without_last_run(rewritten) == _metrics.without_last_run(written)
     assert again["last_run"] == c.isoformat(pki.now + datetime.timedelta(hours=1))
     assert [s["name"] for s in again["certificates"]] == ["server", "short"]
+    assert again["certificates"][0]["subject_alt_names"] == ["DNS:web1"]
+    assert (again["certificates"][0]["key_type"], again["certificates"][0]["key_size"]) == ("ec", 256)
     assert again["certificates"][0]["renew_at"] == c.isoformat(
         _policy.renewal_decision(host["server"], pki.now, args, "web1/server")[1])
 
@@ -466,6 +468,24 @@ def test_the_path_must_be_a_textfile_in_a_directory_that_exists(run_module, host
     assert run_module(dict(args, path=missing), check_mode=True)["changed"] is True
 
 
+def test_write_false_reads_and_checks_all_and_writes_nothing(run_module, host, pki, clock):
+    # What playbooks/report.yml gathers: the same facts, on a host without a metrics directory.
+    args = host["args"]
+    clock(pki.now)
+    written = run_module(args)
+    os.unlink(args["path"])
+    missing = os.path.join(os.path.dirname(args["path"]), "absent", "fleet_mtls.prom")
+    result = run_module(dict(args, path=missing, write=False))
+    assert result["changed"] is False and not result.get("failed")
+    assert result["last_run"] is None and result["now"] == c.isoformat(pki.now)
+    for key in ("certificates", "cas", "crls", "services"):
+        assert result[key] == written[key], key
+    assert not os.path.exists(args["path"]) and not os.path.exists(os.path.dirname(missing))
+    os.unlink(args["crl_paths"][0])
+    result = run_module(dict(args, write=False))
+    assert result["failed"] and "does not exist" in result["msg"]
+
+
 def test_an_unquoted_off_is_off(run_module, host):
     # YAML reads an unquoted off as false; Ansible maps it to the one false-like choice.
     result = run_module(dict(host["args"], services=[dict(service="nginx", mode=False)]))
@@ -486,3 +506,64 @@ def test_every_documented_return_key_is_returned(run_module, host, pki, clock):
     for key in ("certificates", "cas", "crls", "services"):
         assert result[key], key
         assert set(documented[key]["contains"]) == set(result[key][0]), key
+
+
+def test_directory_missing_skip_reads_all_and_writes_nothing(run_module, host, pki, clock):
+    # mtls_metrics auto: one task on every host, written only where node_exporter's directory is.
+    args = host["args"]
+    clock(pki.now)
+    missing = os.path.join(os.path.dirname(args["path"]), "absent", "fleet_mtls.prom")
+    result = run_module(dict(args, path=missing, directory_missing="skip"))
+    assert result["changed"] is False and result["written"] is False and result["last_run"] is None
+    assert [cert["name"] for cert in result["certificates"]] == ["server", "short"]
+    assert not os.path.exists(os.path.dirname(missing))
+    result = run_module(dict(args, directory_missing="skip"))
+    assert result["changed"] is True and result["written"] is True and os.path.exists(args["path"])
+    # skip is about the directory only: a file that cannot be read still fails the task.
+    os.unlink(args["crl_paths"][0])
+    result = run_module(dict(args, path=missing, directory_missing="skip"))
+    assert result["failed"] and "does not exist" in result["msg"]
+
+
+def _recorded(tmp_path, content):
+    record = tmp_path / "fleet_mtls.fact"
+    record.write_text(content)
+    return str(record)
+
+
+def test_services_without_a_mode_take_the_one_role_rollout_recorded(run_module, host, pki, clock, tmp_path):
+    clock(pki.now)
+    record = _recorded(tmp_path, '{"mode": "strict", "since": "2026-03-04T05:06:07Z", '
+                                 '"permissive_since": "2026-02-01T00:00:00Z"}\n')
+    args = dict(host["args"], services=[dict(service="nginx"), dict(service="haproxy", mode="permissive")],
+                mode_state_path=record)
+    result = run_module(args)
+    assert result["services"] == [dict(service="nginx", mode="strict", since="2026-03-04T05:06:07Z"),
+                                  dict(service="haproxy", mode="permissive", since=None)]
+    content = open(args["path"], "rb").read()
+    assert series(content, "fleet_mtls_service_mode", service="nginx", mode="strict") == 1
+    os.unlink(record)  # no record yet: no rollout, so off
+    assert run_module(args)["services"][0] == dict(service="nginx", mode="off", since=None)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "is not JSON"),
+    ('{"mode": "sometimes"}', "names no mode"),
+    ('["strict"]', "names no mode"),
+    ('{"mode": "strict", "since": 5}', "since must be ISO 8601 text"),
+])
+def test_a_broken_mode_record_fails_and_leaves_the_file_byte_identical(run_module, host, pki, clock, tmp_path,
+                                                                       content, message):
+    args = dict(host["args"], services=[dict(service="nginx")], mode_state_path=_recorded(tmp_path, content))
+    clock(pki.now)
+    run_module(dict(args, services=[]))
+    before = open(args["path"], "rb").read()
+    clock(pki.now + DAY)
+    result = run_module(args)
+    assert result["failed"] and message in result["msg"]
+    assert open(args["path"], "rb").read() == before
+
+
+def test_a_service_without_a_mode_needs_a_record(run_module, host):
+    result = run_module(dict(host["args"], services=[dict(service="nginx")]))
+    assert result["failed"] and "no mode_state_path" in result["msg"]
