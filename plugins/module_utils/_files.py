@@ -108,10 +108,10 @@ def atomic_write(path, content, mode=0o644, owner=None, group=None):
         except OSError:
             pass
         raise PkiError("cannot write %s: %s" % (path, exc.strerror or exc))
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _fsync_directory(directory):
+def fsync_directory(directory):
     # The rename is durable only once the directory entry is on disk.
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -9,15 +9,22 @@ module: ca_index_info
 short_description: List the certificates a CA has issued
 version_added: 0.1.0
 description:
-  - Reads the index that M(fleet.mtls.sign) appends to on the CA host and lists its entries, optionally only those of
-    one request name or serial, or in one state.
+  - Reads the record that M(fleet.mtls.sign) writes on the CA host and lists its entries, optionally only those of
+    one request name, serial or SPIFFE ID, in one state, or expiring within some days. Every criterion given must
+    match.
+  - The record is queried through its indexes, so a narrow query costs the same in a record of any size.
+  - It reads without the CA's lock and writes nothing. A JSON index of earlier releases not yet imported is read as
+    it is.
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.attributes.INFO
 options:
   index_path:
-    description: The CA's index (V(index.json) beside the CA certificate unless M(fleet.mtls.sign) was told otherwise).
+    description:
+      - The CA's record (V(index.db) beside the CA certificate unless M(fleet.mtls.sign) was told otherwise).
+      - A path ending in V(.json) names the JSON index of earlier releases; the V(.db) file beside it is read once it
+        exists.
     type: path
     required: true
   name:
@@ -26,6 +33,16 @@ options:
   serial:
     description: Only the entry with this serial (hex, colons allowed).
     type: str
+  spiffe_id:
+    description: Only entries issued with this SPIFFE ID (their C(spiffe://) URI SAN).
+    type: str
+    version_added: 0.2.0
+  expires_within_days:
+    description:
+      - Only entries whose C(not_after) is at most this many days from now (V(0) for those already past it). Combine
+        with O(status=valid) for what is about to expire.
+    type: float
+    version_added: 0.2.0
   status:
     description: Only entries in this state. V(valid) means neither expired nor revoked.
     type: str
@@ -36,11 +53,19 @@ options:
 EXAMPLES = r"""
 - name: What has the CA issued to web1?
   fleet.mtls.ca_index_info:
-    index_path: /etc/fleet-ca/index.json
+    index_path: /etc/fleet-ca/index.db
     name: web1/server
     status: valid
   delegate_to: ca1
   register: issued
+
+- name: Valid certificates that expire within 14 days
+  fleet.mtls.ca_index_info:
+    index_path: /etc/fleet-ca/index.db
+    status: valid
+    expires_within_days: 14
+  delegate_to: ca1
+  register: expiring
 """
 
 RETURN = r"""
@@ -91,11 +116,13 @@ certificates:
       description: V(valid), V(expired) or V(revoked).
       type: str
 counts:
-  description: How many entries the whole index holds in each state.
+  description: How many entries the whole record holds in each state, whatever the criteria.
   returned: always
   type: dict
   sample: {valid: 48, expired: 3, revoked: 1}
 """
+
+import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -103,32 +130,22 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
-
-
-def entry_status(entry, now):
-    if entry.get("revoked_at"):
-        return "revoked"
-    if c.parse_isoformat(entry["not_after"]) <= now:
-        return "expired"
-    return "valid"
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
 def list_index(module):
     params = module.params
     now = c.utcnow()
-    wanted_serial = _index.normalize_serial(params["serial"]) if params["serial"] else None
-    counts = dict(valid=0, expired=0, revoked=0)
-    listed = []
-    for entry in _index.read_entries(params["index_path"]):
-        status = entry_status(entry, now)
-        counts[status] += 1
-        if params["name"] is not None and entry.get("name") != params["name"]:
-            continue
-        if wanted_serial is not None and entry.get("serial") != wanted_serial:
-            continue
-        if params["status"] not in ("all", status):
-            continue
-        listed.append(dict(entry, status=status))
+    days = params["expires_within_days"]
+    if days is not None and not 0 <= days <= 36500:
+        raise PkiError("expires_within_days must be from 0 to 36500, not %r" % days)
+    if params["spiffe_id"] is not None and not params["spiffe_id"].startswith("spiffe://"):
+        raise PkiError("spiffe_id %r is not a spiffe:// URI" % params["spiffe_id"])
+    with _index.CertificateIndex(params["index_path"], save=False) as index:
+        listed = index.query(now, name=params["name"], serial=params["serial"], spiffe_id=params["spiffe_id"],
+                             status=params["status"],
+                             expires_before=None if days is None else now + datetime.timedelta(days=days))
+        counts = index.counts(now)
     return dict(changed=False, certificates=listed, counts=counts)
 
 
@@ -139,6 +156,8 @@ def main():
             index_path=dict(type="path", required=True),
             name=dict(type="str"),
             serial=dict(type="str"),
+            spiffe_id=dict(type="str"),
+            expires_within_days=dict(type="float"),
             status=dict(type="str", choices=["all", "valid", "expired", "revoked"], default="all"),
         ),
         supports_check_mode=True,

@@ -11,10 +11,15 @@ version_added: 0.1.0
 description:
   - Generates the CA's certificate revocation list from the revoked entries of its index (see M(fleet.mtls.sign)) and
     from an explicit list of serials, with the CRL Number and Authority Key Identifier extensions.
-  - O(revoke) marks certificates revoked in the index first, by serial or by the name they were signed under.
+  - O(revoke) marks certificates revoked in the index first, by serial, by the name they were signed under or by their
+    SPIFFE ID.
   - The CRL is re-signed only when its content would change or it comes close to its C(next_update) (O(refresh_days));
-    otherwise nothing changes. Each new CRL's number is one more than the last.
-  - A run holds the CA's lock, the file O(index_path) with C(.lock) appended (also with O(use_index=false)), from
+    otherwise nothing changes. Each new CRL's number is above every number this CA published before, as the index
+    records it and as the current CRL carries it.
+  - The revocations and the new CRL number are written to the index in one transaction, before the CRL file; a CRL
+    that could not be written leaves a revocation recorded, which the next run publishes, never a published revocation
+    the index forgot.
+  - A run holds the CA's lock, the index's path with C(.lock) appended (also with O(use_index=false)), from
     reading the current CRL and the index to writing both, so that runs at the same time publish one CRL after the
     other, with distinct, increasing numbers. Check mode takes no lock and writes nothing.
   - Every option is checked before the lock is taken or anything is read, in check mode too.
@@ -32,7 +37,10 @@ options:
     type: path
     required: true
   index_path:
-    description: The CA's index. Default V(index.json) beside O(ca_cert_path).
+    description:
+      - The CA's index, the SQLite record M(fleet.mtls.sign) writes. Default V(index.db) beside O(ca_cert_path).
+      - A path ending in V(.json) names the JSON index of earlier releases; the record is then the V(.db) file beside
+        it, into which the first run that writes imports the JSON.
     type: path
   use_index:
     description: Put the index's revoked entries in the CRL. Set V(false) to publish only O(serials).
@@ -45,11 +53,16 @@ options:
     default: []
     suboptions:
       serial:
-        description: Serial in hex (colons allowed). One of O(revoke[].serial) and O(revoke[].name).
+        description: Serial in hex (colons allowed). Exactly one of O(revoke[].serial), O(revoke[].name) and
+          O(revoke[].spiffe_id).
         type: str
       name:
         description: Revoke every certificate issued under this request name (for example a decommissioned host).
         type: str
+      spiffe_id:
+        description: Revoke every certificate issued with this SPIFFE ID (its C(spiffe://) URI SAN).
+        type: str
+        version_added: 0.2.0
       reason:
         description: The CRL reason.
         type: str
@@ -138,7 +151,6 @@ newly_revoked:
 
 import contextlib
 import datetime
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -154,13 +166,17 @@ REASONS = list(_index.REVOCATION_REASONS)
 
 
 def check_revoke_items(items):
-    """The revoke items, checked before anything is locked or read: exactly one of serial and name each."""
+    """The revoke items, checked before anything is locked or read: exactly one of serial, name and spiffe_id each."""
     checked = []
     for item in items:
-        if bool(item.get("serial")) == bool(item.get("name")):
-            raise PkiError("each revoke item needs exactly one of serial and name")
-        serial = _index.normalize_serial(item["serial"]) if item.get("serial") else None
-        checked.append(dict(serial=serial, name=None if serial else item["name"], reason=item["reason"]))
+        given = [key for key in ("serial", "name", "spiffe_id") if item.get(key)]
+        if len(given) != 1:
+            raise PkiError("each revoke item needs exactly one of serial, name and spiffe_id")
+        if item.get("spiffe_id") and not item["spiffe_id"].startswith("spiffe://"):
+            raise PkiError("revoke spiffe_id %r is not a spiffe:// URI" % item["spiffe_id"])
+        checked.append(dict(serial=_index.normalize_serial(item["serial"]) if item.get("serial") else None,
+                            name=item.get("name") or None, spiffe_id=item.get("spiffe_id") or None,
+                            reason=item["reason"]))
     return checked
 
 
@@ -177,10 +193,10 @@ def check_listed_serials(items):
 def mark_revoked(index, requests, now):
     newly = []
     for item in requests:
-        entries = index.find(serial=item["serial"], name=item["name"])
+        entries = index.find(serial=item["serial"], name=item["name"], spiffe_id=item["spiffe_id"])
         if not entries:
-            raise PkiError("the index has no certificate with %s %s"
-                           % (("serial", item["serial"]) if item["serial"] else ("name", item["name"])))
+            key = [k for k in ("serial", "name", "spiffe_id") if item[k]][0]
+            raise PkiError("the index has no certificate with %s %s" % (key.replace("_", " "), item[key]))
         for entry in entries:
             if index.revoke(entry, c.isoformat(now), item["reason"]):
                 newly.append(entry["serial"])
@@ -190,7 +206,12 @@ def mark_revoked(index, requests, now):
 def index_revocations(index, now):
     # Entries of certificates that have expired anyway may leave the CRL (RFC 5280 3.3).
     return [_crl.Revocation(e["serial"], c.parse_isoformat(e["revoked_at"]), e["revocation_reason"])
-            for e in index.revoked() if c.parse_isoformat(e["not_after"]) > now]
+            for e in index.revoked(not_after_after=c.isoformat(now))]
+
+
+def crl_scope(ca_cert):
+    """What the index keys a CA's CRL numbers on: its key, which a renewed CA certificate keeps."""
+    return "sha256:" + c.public_key_fingerprint(ca_cert.public_key())
 
 
 def ensure_crl(module):
@@ -207,7 +228,7 @@ def ensure_crl(module):
         raise PkiError("CA certificate %s may not sign CRLs: keyUsage lacks cRLSign" % params["ca_cert_path"])
     crl_file = _module.ManagedFile(module, params["path"], mode=_module.parse_mode(params["mode"], 0o644))
     crl_file.check_writable()
-    index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
+    index_path = params["index_path"] or _index.default_path(params["ca_cert_path"])
 
     lock = contextlib.nullcontext() if module.check_mode else _index.ca_lock(index_path)
     with lock:
@@ -225,14 +246,22 @@ def publish(module, ca_cert, ca_key, crl_file, index_path, revoke, listed, next_
             existing = _crl.load_crl(crl_file.current, source=crl_file.path)
         except PkiError:
             existing = None  # an unreadable CRL is replaced; it holds nothing secret
-    first_listed = dict((r.serial, r.revoked_at) for r in (_crl.revocations_in(existing) if existing else []))
+    if not module.params["use_index"]:
+        crl, content = decide(ca_cert, ca_key, existing, crl_file, [], listed, next_update_days, refresh_days, now,
+                              None)
+        return written(crl_file, crl, content, [], now)
+    # One transaction: the revocations and the number of the CRL that lists them. It is committed before the
+    # CRL is written, so that a failed write leaves the revocation to the next run rather than forgotten.
+    with _index.CertificateIndex(index_path, save=not module.check_mode, locked=True) as index:
+        newly = mark_revoked(index, revoke, now)
+        crl, content = decide(ca_cert, ca_key, existing, crl_file, index_revocations(index, now), listed,
+                              next_update_days, refresh_days, now, index)
+    return written(crl_file, crl, content, newly, now)
 
-    revocations = []
-    newly = []
-    if module.params["use_index"]:
-        with _index.CertificateIndex(index_path, save=not module.check_mode, locked=True) as index:
-            newly = mark_revoked(index, revoke, now)
-            revocations = index_revocations(index, now)
+
+def decide(ca_cert, ca_key, existing, crl_file, revocations, listed, next_update_days, refresh_days, now, index):
+    """The CRL to publish: the current one while it is up to date, else a new one with the next number."""
+    first_listed = dict((r.serial, r.revoked_at) for r in (_crl.revocations_in(existing) if existing else []))
     for serial, when, reason in listed:
         revocations.append(_crl.Revocation(serial, when or first_listed.get(serial, now), reason))
     by_serial = {}
@@ -240,15 +269,17 @@ def publish(module, ca_cert, ca_key, crl_file, index_path, revoke, listed, next_
         by_serial.setdefault(revocation.serial, revocation)
     revocations = list(by_serial.values())
 
-    diffs = []
     if existing is not None and _crl.is_current(existing, ca_cert, revocations, now,
                                                 datetime.timedelta(days=refresh_days)):
-        crl = existing
-        content = crl_file.current
-    else:
-        number = (_crl.crl_number(existing) if existing is not None and c.crl_signed_by(existing, ca_cert) else 0) + 1
-        crl = _crl.build_crl(ca_cert, ca_key, revocations, number, now, next_update_days)
-        content = _crl.crl_pem(crl)
+        return existing, crl_file.current
+    last = _crl.crl_number(existing) if existing is not None and c.crl_signed_by(existing, ca_cert) else 0
+    number = index.next_crl_number(crl_scope(ca_cert), last) if index is not None else last + 1
+    crl = _crl.build_crl(ca_cert, ca_key, revocations, number, now, next_update_days)
+    return crl, _crl.crl_pem(crl)
+
+
+def written(crl_file, crl, content, newly, now):
+    diffs = []
     changed = crl_file.replace(content, diffs) or bool(newly)
     changed = crl_file.ensure_attributes(changed)
     facts = _crl.describe_crl(crl, now)
@@ -267,6 +298,7 @@ def main():
             revoke=dict(type="list", elements="dict", default=[], options=dict(
                 serial=dict(type="str"),
                 name=dict(type="str"),
+                spiffe_id=dict(type="str"),
                 reason=dict(type="str", default="unspecified", choices=REASONS),
             )),
             serials=dict(type="list", elements="dict", default=[], options=dict(

@@ -132,7 +132,12 @@ options:
     type: bool
     default: false
   index_path:
-    description: The CA's index of issued certificates. Default V(index.json) beside O(ca_cert_path).
+    description:
+      - The CA's record of issued certificates, an SQLite file. Default V(index.db) beside O(ca_cert_path).
+      - A batch is recorded in one transaction, under the CA's lock (this path with C(.lock) appended); a failed run
+        records nothing. The cost of recording does not grow with the record's size.
+      - A path ending in V(.json) names the JSON index of earlier releases; the record is then the V(.db) file beside
+        it, into which this run imports the JSON (renamed C(*.json.imported) afterwards).
     type: path
   chain_path:
     description:
@@ -214,12 +219,10 @@ would_sign:
   type: list
   elements: str
 index_path:
-  description: The index the certificates were recorded in.
+  description: The record the certificates were entered in (the V(.db) file, also when O(index_path) names a V(.json) one).
   returned: always
   type: str
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -247,7 +250,7 @@ def chain_pem(params, ca_cert):
 def sign_batch(module):
     params = module.params
     now = c.utcnow()
-    index_path = params["index_path"] or os.path.join(os.path.dirname(params["ca_cert_path"]), "index.json")
+    index_path = _index.record_paths(params["index_path"] or _index.default_path(params["ca_cert_path"]))[0]
     result = dict(changed=False, certificates=[], would_sign=[], index_path=index_path)
     ca_cert, ca_key = _module.load_ca_signer(params, now)
     policy = _policy.SigningPolicy(params["allowed_domains"], params["allowed_ip_ranges"],

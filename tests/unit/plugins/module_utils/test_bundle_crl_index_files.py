@@ -78,7 +78,7 @@ def test_index_records_finds_and_revokes(tmp_path):
 def test_index_in_check_mode_writes_nothing(tmp_path):
     path = str(tmp_path / "index.json")
     with _index.CertificateIndex(path, save=False) as index:
-        index.add(dict(serial="01", name="x"))
+        index.add(dict(serial="01", name="x", not_after="2030-01-01T00:00:00Z"))
     assert os.listdir(str(tmp_path)) == []
 
 

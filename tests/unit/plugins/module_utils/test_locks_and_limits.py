@@ -103,7 +103,7 @@ def test_an_index_behind_a_linked_lock_is_neither_read_nor_written(tmp_path):
     path = tmp_path / "index.json"
     path.write_text(json.dumps({"format": 1, "certificates": [ENTRY]}))
     target = tmp_path / "target"
-    os.symlink(str(target), str(tmp_path / "index.json.lock"))
+    os.symlink(str(target), _index.lock_path(str(path)))
     before = path.read_bytes()
     with pytest.raises(PkiError, match="is a symbolic link"):
         with _index.CertificateIndex(str(path)) as index:
@@ -113,7 +113,7 @@ def test_an_index_behind_a_linked_lock_is_neither_read_nor_written(tmp_path):
 
 def _certificate_index(path):
     with _index.CertificateIndex(path, save=False) as index:
-        return index.entries
+        return index.all_entries()
 
 
 @pytest.mark.parametrize("load", [_index.read_entries, _certificate_index], ids=["read_entries", "CertificateIndex"])

@@ -38,7 +38,7 @@ def ca_directory(directory, pki, entries=(), lock=True):
     (directory / "index.json").write_text(json.dumps({"format": _index.INDEX_FORMAT,
                                                       "certificates": [dict(ENTRY, **e) for e in entries]}))
     if lock:
-        (directory / "index.json.lock").write_bytes(b"")
+        (directory / "index.db.lock").write_bytes(b"")
     return dict(ca_cert_path=str(directory / "issuing.crt"), ca_key_path=str(directory / "issuing.key"))
 
 

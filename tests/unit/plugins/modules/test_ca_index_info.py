@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
 
+from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _index
 from ansible_collections.fleet.mtls.plugins.modules import ca_index_info
 from ansible_collections.fleet.mtls.tests.unit.plugins.modules import ca_host
 
@@ -56,3 +59,38 @@ def test_an_unusable_index_is_refused(tmp_path, run_module, document, why):
 def test_an_index_path_that_is_a_directory_is_refused(tmp_path, run_module):
     result = run_module(dict(index_path=str(tmp_path)))
     assert result.get("failed") and result["msg"] == "cannot read %s: Is a directory" % tmp_path, result
+
+
+def test_queries_by_spiffe_id_and_expiry_combine_with_the_other_criteria(tmp_path, run_module):
+    soon = c.isoformat(c.utcnow() + datetime.timedelta(days=5))
+    web = dict(ca_host.ENTRY, subject_alt_names=["DNS:web1", "URI:spiffe://fleet.example/web1"])
+    app = dict(ca_host.ENTRY, serial="0D", name="app1/server", not_after=soon,
+               subject_alt_names=["DNS:app1", "URI:spiffe://fleet.example/app1"])
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"format": 1, "certificates": [web, EXPIRED, REVOKED, app]}))
+    for index_path in (path, tmp_path / "index.db"):
+        def serials(**criteria):
+            result = run_module(dict(criteria, index_path=str(index_path)))
+            assert not result.get("failed") and result["counts"] == dict(valid=2, expired=1, revoked=1), result
+            return [e["serial"] for e in result["certificates"]]
+
+        assert serials(spiffe_id="spiffe://fleet.example/web1") == ["0A1B"]
+        assert serials(expires_within_days=14) == ["0B", "0D"]
+        assert serials(expires_within_days=14, status="valid") == ["0D"]
+        assert serials(expires_within_days=0) == ["0B"]
+        assert serials(name="app1/server", spiffe_id="spiffe://fleet.example/web1") == []
+        if index_path == path:  # listing imports nothing; a run that writes does
+            with _index.CertificateIndex(str(path)):
+                pass
+
+
+@pytest.mark.parametrize("criteria,why", [
+    (dict(expires_within_days=-1), "expires_within_days must be from 0 to 36500, not -1.0"),
+    (dict(expires_within_days=1e9), "expires_within_days must be from 0 to 36500"),
+    (dict(spiffe_id="web1"), "spiffe_id 'web1' is not a spiffe:// URI"),
+])
+def test_criteria_out_of_range_are_refused(tmp_path, run_module, criteria, why):
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"format": 1, "certificates": [ca_host.ENTRY]}))
+    result = run_module(dict(criteria, index_path=str(path)))
+    assert result.get("failed") and result["msg"].startswith(why), result

@@ -17,6 +17,8 @@ import pytest
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crl
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _index
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 from ansible_collections.fleet.mtls.plugins.modules import crl
 from ansible_collections.fleet.mtls.tests.unit.plugins.modules import ca_host
 
@@ -84,7 +86,7 @@ def test_without_the_index_the_lock_is_still_taken_and_no_index_is_made(tmp_path
     result = run_module(dict(args, path=str(directory / "issuing.crl"), use_index=False,
                              serials=[dict(serial="1234")]))
     assert not result.get("failed") and result["changed"] and result["revoked_serials"] == ["1234"], result
-    assert sorted(os.listdir(str(directory))) == ["index.json.lock", "issuing.crl", "issuing.crt", "issuing.key"]
+    assert sorted(os.listdir(str(directory))) == ["index.db.lock", "issuing.crl", "issuing.crt", "issuing.key"]
 
 
 def test_check_mode_takes_no_lock_and_writes_nothing(tmp_path, pki, run_module):
@@ -107,7 +109,7 @@ def test_check_mode_takes_no_lock_and_writes_nothing(tmp_path, pki, run_module):
 def test_a_lock_path_that_is_not_a_regular_file_is_refused(tmp_path, pki, run_module, use_index, make, why):
     directory = tmp_path / "ca"
     args = ca_host.ca_directory(directory, pki, lock=False)
-    lock = directory / "index.json.lock"
+    lock = directory / "index.db.lock"
     make(lock)
     msg = ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"), use_index=use_index,
                                                       serials=[dict(serial="1234")]), str(lock), why)
@@ -177,3 +179,67 @@ def test_the_schedule_bounds_are_accepted(ca, run_module):
     assert not kept["changed"] and kept["crl_number"] == 1, kept
     every_run = run_module(dict(args, next_update_days=3650, refresh_days=3650))
     assert every_run["changed"] and every_run["crl_number"] == 2, every_run
+
+
+def test_check_mode_on_a_record_writes_nothing_either(ca, run_module):
+    """Once the JSON index is imported, check mode works on the record in a transaction it rolls back."""
+    directory, args = ca
+    assert run_module(args)["crl_number"] == 1
+    before = ca_host.snapshot(directory)
+    result = run_module(dict(args, revoke=[dict(name="web1/server")]), check_mode=True)
+    assert result["changed"] and result["newly_revoked"] == ["0A1B"] and result["crl_number"] == 2, result
+    assert ca_host.snapshot(directory) == before
+
+
+def test_the_crl_number_never_goes_back_when_the_crl_file_does(ca, run_module):
+    """The record keeps each CA's last number: a CRL file lost, or put back from an old copy, cannot lower it."""
+    directory, args = ca
+    first = run_module(args)
+    second = run_module(dict(args, revoke=[dict(name="web1/server")]))
+    assert (first["crl_number"], second["crl_number"]) == (1, 2)
+    (directory / "issuing.crl").write_text(first["crl"])
+    assert run_module(args)["crl_number"] == 3
+    os.unlink(str(directory / "issuing.crl"))
+    assert run_module(args)["crl_number"] == 4
+
+
+def test_revoking_by_spiffe_id(tmp_path, pki, run_module):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=[
+        dict(subject_alt_names=["DNS:web1", "URI:spiffe://fleet.example/web1"]),
+        dict(serial="0B", name="web2/server", subject_alt_names=["DNS:web2", "URI:spiffe://fleet.example/web2"])])
+    args = dict(args, path=str(directory / "issuing.crl"))
+    result = run_module(dict(args, revoke=[dict(spiffe_id="spiffe://fleet.example/web2", reason="key_compromise")]))
+    assert not result.get("failed") and result["newly_revoked"] == ["0B"] and result["revoked_serials"] == ["0B"]
+    listed = [(e["serial"], e["revocation_reason"]) for e in _index.read_entries(str(directory / "index.db"))]
+    assert listed == [("0A1B", None), ("0B", "key_compromise")]
+    again = run_module(dict(args, revoke=[dict(spiffe_id="spiffe://fleet.example/web2")]))
+    assert not again["changed"] and again["newly_revoked"] == [], again
+
+
+@pytest.mark.parametrize("item,why", [
+    (dict(spiffe_id="spiffe://fleet.example/nobody"), "the index has no certificate with spiffe id spiffe://"),
+    (dict(spiffe_id="https://fleet.example/web1"), "is not a spiffe:// URI"),
+    (dict(spiffe_id="spiffe://fleet.example/web1", name="web1/server"), "exactly one of serial, name and spiffe_id"),
+    (dict(), "exactly one of serial, name and spiffe_id"),
+])
+def test_a_revocation_that_names_no_certificate_or_two_ways_is_refused(ca, run_module, item, why):
+    directory, args = ca
+    ca_host.refused(run_module, directory, dict(args, revoke=[item]), why)
+
+
+def test_a_failed_crl_write_keeps_the_revocation_for_the_next_run(ca, run_module, monkeypatch):
+    """The index is committed before the CRL file is written: a write that fails never forgets a revocation."""
+    directory, args = ca
+    from ansible_collections.fleet.mtls.plugins.module_utils import _module as module_utils
+
+    def fail(*_args, **_kwargs):
+        raise PkiError("cannot write %s: No space left on device" % (directory / "issuing.crl"))
+    monkeypatch.setattr(module_utils.ManagedFile, "replace", fail)
+    failed = run_module(dict(args, revoke=[dict(name="web1/server")]))
+    assert failed.get("failed"), failed
+    monkeypatch.undo()
+    assert not (directory / "issuing.crl").exists()
+    assert [e["serial"] for e in _index.read_entries(str(directory / "index.db")) if e["revoked_at"]] == ["0A1B", "0C0D"]
+    published = run_module(args)
+    assert published["revoked_serials"] == ["0A1B", "0C0D"] and published["crl_number"] == 2, published

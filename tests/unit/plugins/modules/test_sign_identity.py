@@ -95,8 +95,8 @@ def test_the_authorized_identity_is_signed_with_a_subject_built_by_the_ca(run_mo
     cert = x509.load_pem_x509_certificate(result["certificates"][0]["certificate"].encode())
     assert cert.subject.rfc4514_string() == "CN=web1"
     assert _x509.sorted_san_strings(_x509.sans_of(cert)) == ["DNS:web1"]
-    index = json.loads((tmp_path_of(args) / "index.json").read_text())
-    assert [(entry["name"], entry["subject"]) for entry in index["certificates"]] == [("web1/server", "CN=web1")]
+    entries = _index.read_entries(str(tmp_path_of(args) / "index.db"))
+    assert [(entry["name"], entry["subject"]) for entry in entries] == [("web1/server", "CN=web1")]
 
 
 @pytest.mark.parametrize("names,asked", [

@@ -81,7 +81,7 @@ def test_the_bounds_are_accepted_and_a_lifetime_past_the_cas_ends_with_it(tmp_pa
 ])
 def test_a_lock_path_that_is_not_a_regular_file_is_refused(tmp_path, pki, run_module, csr, make, why):
     directory, args = ca(tmp_path, pki, lock=False)
-    lock = directory / "index.json.lock"
+    lock = directory / "index.db.lock"
     make(lock)
     ca_host.refused(run_module, directory, dict(args, csrs=[dict(name="web1", csr=csr)]), "lock file %s %s" % (lock, why))
     assert not os.path.lexists(str(directory / "elsewhere"))
