@@ -133,3 +133,56 @@ def describe_crl(crl, now=None):
         "expired": bool(next_update and next_update <= now),
         "revoked_serials": sorted(r.serial for r in revocations_in(crl)),
     }
+
+
+def trusted_crl_file(sources, anchors, issuer_certificates, now):
+    """(pem_bytes, facts): the CRLs a host's servers check client chains against, each verified first.
+
+    sources are [(label, pem_data)], each holding one CRL or more. A CRL is
+    taken only when a CA the host trusts signed it: a trust anchor, or one
+    of issuer_certificates [(label, cert)] that chains to an anchor (the
+    issuing CAs, which the trust bundle does not hold). A CRL past its
+    nextUpdate is refused: a server loading it would refuse every client.
+    Of several CRLs of one CA (same name and key) the highest number is
+    kept. The order does not depend on the order of the sources, so the
+    same CRLs always give the same bytes.
+    """
+    trusted = list(anchors)
+    waiting = list(issuer_certificates)
+    while waiting:
+        ready = [(label, cert) for label, cert in waiting
+                 if _x509.is_ca(cert) and c.not_valid_after(cert) > now
+                 and any(c.cert_signed_by(cert, parent) for parent in trusted)]
+        if not ready:
+            label, cert = waiting[0]
+            raise PkiError("%s: %s is not a valid CA certificate issued by a CA the host trusts; it cannot vouch "
+                           "for a CRL" % (label, _x509.name_to_string(cert.subject)))
+        trusted += [cert for _label, cert in ready]
+        waiting = [item for item in waiting if item not in ready]
+
+    latest = {}
+    for label, data in sources:
+        blocks = c.pem_blocks(data, "X509 CRL")
+        if not blocks:
+            raise PkiError("%s is not a PEM CRL" % label)
+        for number, block in enumerate(blocks, 1):
+            source = "%s (CRL %d)" % (label, number) if len(blocks) > 1 else label
+            crl = load_crl(block, source=source)
+            signer = next((cert for cert in trusted if c.crl_signed_by(crl, cert)), None)
+            if signer is None:
+                raise PkiError("%s: the CRL of %s is not signed by a CA the host trusts"
+                               % (source, _x509.name_to_string(crl.issuer)))
+            next_update = c.crl_next_update(crl)
+            if next_update is None or next_update <= now:
+                raise PkiError("%s: the CRL of %s is past its next update (%s); servers loading it would refuse "
+                               "every client. Publish a current CRL first"
+                               % (source, _x509.name_to_string(crl.issuer),
+                                  c.isoformat(next_update) if next_update else "none"))
+            scope = (_x509.name_to_string(crl.issuer), c.public_key_fingerprint(signer.public_key()))
+            kept = latest.get(scope)
+            if kept is None or (crl_number(crl), c.crl_last_update(crl)) > (crl_number(kept), c.crl_last_update(kept)):
+                latest[scope] = crl
+    if not latest:
+        raise PkiError("the CRL file would hold no CRL")
+    ordered = [latest[scope] for scope in sorted(latest)]
+    return b"".join(crl_pem(crl) for crl in ordered), [describe_crl(crl, now) for crl in ordered]

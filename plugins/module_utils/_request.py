@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _bundle
+from ansible_collections.fleet.mtls.plugins.module_utils import _crl
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _install
@@ -153,8 +154,10 @@ def prepare(module, honour_force=True):
         bundle.check_writable()
         bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
 
+    crl_changed, crl_times = install_crls(module, anchors, now, diffs)
+
     states, requests = [], []
-    involved, renew_times = list(anchors), []
+    involved, renew_times = list(anchors), list(crl_times)
     for spec in params["certificates"]:
         key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec)
         key_file.check_writable()
@@ -192,9 +195,33 @@ def prepare(module, honour_force=True):
             if spec["validity_days"] is not None:
                 request["validity_days"] = spec["validity_days"]
             requests.append(request)
-    result = dict(changed=changed or bundle_changed, requests=requests, certificates=states,
-                  bundle_changed=bundle_changed, diff=diffs)
+    result = dict(changed=changed or bundle_changed or crl_changed, requests=requests, certificates=states,
+                  bundle_changed=bundle_changed, crl_changed=crl_changed, diff=diffs)
     return result, now, _policy.decision_horizon(now, involved, renew_times)
+
+
+def install_crls(module, anchors, now, diffs):
+    """(changed, [next updates]): the CRL file of option crl_path, from trust_crls, each CRL verified first.
+
+    The CRLs' next updates bound how long a decision that found nothing to
+    do holds, so that the memo never answers with a CRL that has lapsed.
+    """
+    params = module.params
+    if not params["crl_path"]:
+        if params["trust_crls"] or params["crl_issuer_certificates"]:
+            raise PkiError("trust_crls and crl_issuer_certificates need crl_path, the file to write them to")
+        return False, []
+    issuers = []
+    for index, pem in enumerate(params["crl_issuer_certificates"]):
+        label = "crl_issuer_certificates[%d]" % index
+        issuers += [(label, cert) for cert in _x509.load_certificates(pem, source=label)]
+    content, facts = _crl.trusted_crl_file(
+        [("trust_crls[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_crls"])],
+        anchors, issuers, now)
+    crl_file = _module.ManagedFile(module, params["crl_path"], 0o644)
+    crl_file.check_writable()
+    changed = crl_file.ensure_attributes(crl_file.replace(content, diffs))
+    return changed, [c.parse_isoformat(f["next_update"]) for f in facts]
 
 
 def remember_if_settled(memo, result, now, horizon):

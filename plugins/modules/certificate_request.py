@@ -13,7 +13,9 @@ description:
     stays), decides whether a new certificate is needed and why (the same decision as M(fleet.mtls.certificate_info)),
     and for each that is, makes a CSR - from a new pending key for a renewal, which goes live with its certificate
     when it is installed.
-  - Also writes the host's trust bundle from O(trust_certificates).
+  - Also writes the host's trust bundle from O(trust_certificates), and with O(crl_path) the CRLs its servers check
+    clients against, from O(trust_crls), each CRL verified first (signed by a CA the host trusts, not past its next
+    update), written as one file, the same bytes for the same CRLs.
   - With O(signed), the second run of an issuance - installs the certificates the CA signed for this host, each
     checked against its key before the first file is written (as M(fleet.mtls.certificate_files) does), then decides
     again on what is now on disk, writing nothing more, and remembers that nothing is left to do (below), so that the
@@ -113,6 +115,31 @@ options:
   ca_bundle_path:
     description: Where to write the trust bundle. Not written when unset.
     type: path
+  crl_path:
+    description:
+      - Where to write the CRLs of O(trust_crls) (PEM, mode V('0644')), the file a server checks every CA of a client's
+        chain against (nginx C(ssl_crl), HAProxy C(crl-file), Python's C(VERIFY_CRL_CHECK_CHAIN)). Not written when
+        unset.
+      - The run fails, writing nothing, when a CRL is not signed by a trust anchor or by one of
+        O(crl_issuer_certificates), or is past its next update. Of several CRLs of one CA the highest number is kept.
+      - A decision that finds nothing to do holds only until the first next update, so a lapsed CRL is never
+        answered from the memo.
+    type: path
+    version_added: 0.2.0
+  trust_crls:
+    description: PEM CRLs for O(crl_path), typically the root's and the issuing CA's, read on the CA host. Each item
+      may hold several CRLs.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  crl_issuer_certificates:
+    description: PEM certificates of the CAs below the trust anchors that sign CRLs (the issuing CAs). Each must be a
+      valid CA certificate issued by a trust anchor or by another of these.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   requester:
     description: Who asks (the inventory host name); request names are V(<requester>/<name>).
     type: str
@@ -228,6 +255,11 @@ bundle_changed:
   description: Whether the trust bundle was (or would be) rewritten.
   returned: always
   type: bool
+crl_changed:
+  description: Whether the CRL file of O(crl_path) was (or would be) rewritten. The servers that load it need a reload.
+  returned: always
+  type: bool
+  version_added: 0.2.0
 installed:
   description: With O(signed), one entry per certificate installed.
   returned: when O(signed) is given
@@ -263,14 +295,14 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _memo
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 # The code whose decision the memo stands for (the imports of _request, all the way down).
-DECIDING_CODE = ("_bundle", "_crypto", "_errors", "_files", "_install", "_memo", "_module", "_params", "_policy",
-                 "_request", "_x509")
+DECIDING_CODE = ("_bundle", "_crl", "_crypto", "_errors", "_files", "_index", "_install", "_memo", "_module",
+                 "_params", "_policy", "_request", "_x509")
 
 
 def decision_paths(params):
-    """The files the decision reads or puts right: each certificate's files and key, and the trust bundle."""
+    """The files the decision reads or puts right: each certificate's files and key, the trust bundle, the CRLs."""
     directory = params["directory"].rstrip("/")
-    paths = [params["ca_bundle_path"]] if params["ca_bundle_path"] else []
+    paths = [path for path in (params["ca_bundle_path"], params["crl_path"]) if path]
     for spec in params["certificates"]:
         base = "%s/%s" % (directory, spec["name"])
         paths += [base + ".fullchain.pem", base + ".key", base + ".crt", base + ".chain.pem"]
@@ -308,6 +340,9 @@ def main():
             )),
             trust_certificates=dict(type="list", elements="str", required=True),
             ca_bundle_path=dict(type="path"),
+            crl_path=dict(type="path"),
+            trust_crls=dict(type="list", elements="str", default=[]),
+            crl_issuer_certificates=dict(type="list", elements="str", default=[]),
             requester=dict(type="str", required=True),
             force_renewal=dict(type="bool", default=False),
             new_key_on_renewal=dict(type="bool", default=True),
