@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the collection, in the order that fails fastest:
-#   unit         pytest of the PKI core, with the newest cryptography and with 38.0 (Debian 12's)
+#   unit         pytest of the PKI core, with the newest cryptography and with 38.0 (Debian 12's),
+#                and of the Python service's helper under real gunicorn 20.1 and 23
 #   sanity       ansible-test sanity (no ignores), on a copy laid out as ansible_collections/fleet/mtls
 #   lint         ansible-lint --profile production on roles and playbooks
 #   integration  the modules through ansible-playbook on this host, with the venv's and Debian's
@@ -61,6 +62,21 @@ stage_unit() {
     pip install -q --disable-pip-version-check --no-deps --target "$old_cryptography" 'cryptography==38.0.4'
     touch "$old_cryptography/.done"
   fi
+  # Real gunicorn for the Python service's tests: Debian 12's 20.1 and Debian 13's 23 (each in a
+  # virtualenv of Debian's Python), so that the CRL check is proven on both worker code paths.
+  local gunicorns=() version dir
+  for version in 20.1.0 23.0.0; do
+    dir="$repo/.build/gunicorn-$version"
+    if [[ ! -f "$dir/.done" ]]; then
+      rm -rf "$dir"
+      /usr/bin/python3 -m venv "$dir"
+      "$dir/bin/pip" install -q --disable-pip-version-check "gunicorn==$version"
+      touch "$dir/.done"
+    fi
+    gunicorns+=("$dir/bin/gunicorn")
+  done
+  FLEET_MTLS_TEST_GUNICORN=$(IFS=:; echo "${gunicorns[*]}")
+  export FLEET_MTLS_TEST_GUNICORN
   # The health report's browser test keeps its 1280x800 screenshot with the test output.
   mkdir -p "$repo/.build/test-output"
   MTLS_REPORT_SCREENSHOT="$repo/.build/test-output/health-report.png" \

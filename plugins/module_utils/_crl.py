@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import datetime
+import math
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _index
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -186,3 +188,78 @@ def trusted_crl_file(sources, anchors, issuer_certificates, now):
         raise PkiError("the CRL file would hold no CRL")
     ordered = [latest[scope] for scope in sorted(latest)]
     return b"".join(crl_pem(crl) for crl in ordered), [describe_crl(crl, now) for crl in ordered]
+
+
+def refuse_private_key(data, source):
+    """Refuse data that holds a private key, without quoting any of it: a CRL or certificate file never does."""
+    if _params.PRIVATE_KEY_BLOCK.search(c.to_bytes(data).decode("latin-1")):
+        raise PkiError("%s holds a private key; it is not read. A CRL or CA certificate file holds public data only: "
+                       "keep the key in a file of its own" % source)
+
+
+def crl_number_or_none(crl):
+    """The CRL Number, or None for a CRL without one (crl_number() says 0)."""
+    value = _x509.extension_value(crl, x509.CRLNumber)
+    return value.crl_number if value is not None else None
+
+
+def authority_key_identifier_hex(crl):
+    """The key identifier of the CRL's Authority Key Identifier, colon-separated upper-case hex, or None."""
+    value = _x509.extension_value(crl, x509.AuthorityKeyIdentifier)
+    if value is None or value.key_identifier is None:
+        return None
+    return c.colon_hex(value.key_identifier)
+
+
+def describe_crl_file(data, anchors=None, now=None, source="CRL file"):
+    """The facts of every CRL in data (PEM, one CRL or more), in the order of the file; nothing is written.
+
+    Only the "X509 CRL" blocks are parsed; a file holding a private key is
+    refused before anything is parsed, and a block that does not load, a
+    BEGIN without its END, or a file without any CRL is a PkiError naming
+    the file and the block. With anchors (CA certificates), each CRL also
+    says whether one of them bears its issuer's name (issuer_known) and
+    whether one of those verifies its signature (verified).
+
+    Returns {crls: [...], count, expired (any CRL), next_update (the
+    earliest of all, or None)}.
+    """
+    now = now or c.utcnow()
+    data = c.to_bytes(data)
+    refuse_private_key(data, source)
+    blocks = c.pem_blocks(data, "X509 CRL")
+    begun = data.count(b"-----BEGIN X509 CRL-----")
+    if not blocks and not begun:
+        raise PkiError("%s holds no PEM CRL (no X509 CRL block)" % source)
+    if begun != len(blocks):
+        raise PkiError("%s holds an X509 CRL block without its END line: it is truncated or garbled" % source)
+    crls = []
+    next_updates = []
+    for number, block in enumerate(blocks, 1):
+        label = "%s (CRL %d)" % (source, number) if len(blocks) > 1 else source
+        crl = load_crl(block, source=label)
+        try:
+            facts = describe_crl(crl, now)
+            facts["crl_number"] = crl_number_or_none(crl)
+            facts["authority_key_identifier"] = authority_key_identifier_hex(crl)
+            if anchors is not None:
+                named = [cert for cert in anchors if cert.subject == crl.issuer]
+                facts["issuer_known"] = bool(named)
+                facts["verified"] = any(c.crl_signed_by(crl, cert) for cert in named)
+        except PkiError as exc:
+            raise PkiError("%s: %s" % (label, exc))
+        except (ValueError, TypeError, x509.DuplicateExtension) as exc:
+            raise PkiError("%s is corrupt: %s" % (label, exc))
+        next_update = c.crl_next_update(crl)
+        facts["seconds_left"] = int(math.floor((next_update - now).total_seconds())) if next_update else None
+        if next_update is not None:
+            next_updates.append(next_update)
+        crls.append(facts)
+    return dict(crls=crls, count=len(crls), expired=any(facts["expired"] for facts in crls),
+                next_update=c.isoformat(min(next_updates)) if next_updates else None)
+
+
+def load_ca_certificates(data, source="CA certificates"):
+    """The certificates of a PEM bundle CRLs are checked against; a bundle holding a private key is refused."""
+    refuse_private_key(data, source)
+    return _x509.load_certificates(data, source=source)

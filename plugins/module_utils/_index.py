@@ -186,8 +186,12 @@ class CertificateIndex(object):
         checked_entries([entry], self.path)
         _insert(self._db, self.path, [entry])
 
-    def find(self, serial=None, name=None, spiffe_id=None):
-        """Entries by serial (hex, any case, colons allowed), by name or by SPIFFE ID, oldest first."""
+    def find(self, serial=None, name=None, spiffe_id=None, host=None):
+        """Entries by serial (hex, any case, colons allowed), by name, by SPIFFE ID or by host, oldest first.
+
+        Any one given matches (several are OR'ed); host matches every name
+        ``<host>/...`` (see host_name_range).
+        """
         clauses, values = [], []
         if serial is not None:
             clauses.append("c.serial = ?")
@@ -198,6 +202,9 @@ class CertificateIndex(object):
         if spiffe_id is not None:
             clauses.append("c.spiffe_id = ?")
             values.append(spiffe_id)
+        if host is not None:
+            clauses.append("(c.name >= ? AND c.name < ?)")
+            values.extend(host_name_range(host))
         if not clauses:
             return []
         return self._select(" OR ".join(clauses), values)
@@ -226,14 +233,20 @@ class CertificateIndex(object):
         return self._select("c.revoked_at IS NOT NULL AND c.not_after > ?", [_timestamp(not_after_after)],
                             using="certificates_revoked")
 
-    def query(self, now, name=None, serial=None, spiffe_id=None, status="all", expires_before=None):
-        """Entries matching every criterion given, oldest first, each with its status at now."""
+    def query(self, now, name=None, serial=None, spiffe_id=None, status="all", expires_before=None, host=None):
+        """Entries matching every criterion given, oldest first, each with its status at now.
+
+        host matches every name ``<host>/...`` (see host_name_range).
+        """
         clauses, values = [], []
         for column, value in (("c.name", name), ("c.spiffe_id", spiffe_id),
                               ("c.serial", normalize_serial(serial) if serial is not None else None)):
             if value is not None:
                 clauses.append(column + " = ?")
                 values.append(value)
+        if host is not None:
+            clauses.append("c.name >= ? AND c.name < ?")
+            values.extend(host_name_range(host))
         moment = _timestamp(c.isoformat(now))
         if status == "revoked":
             clauses.append("c.revoked_at IS NOT NULL")
@@ -286,6 +299,27 @@ class CertificateIndex(object):
             except ValueError as exc:
                 raise PkiError("certificate index %s is corrupt: %s" % (self.path, exc))
         return checked_entries(entries, self.path)
+
+
+def check_host(host):
+    """A host as request names begin with it (``<host>/<certificate name>``): not empty, no ``/``."""
+    if not isinstance(host, str) or not host:
+        raise PkiError("host must be a host name, not %r" % (host,))
+    if "/" in host:
+        raise PkiError("host %r holds a '/': request names are <host>/<certificate name>, give the host alone" % host)
+    return host
+
+
+def host_name_range(host):
+    """(lowest, bound): the request names of host are exactly those >= lowest and < bound.
+
+    A name of host is ``<host>/...``; every such name sorts from ``<host>/``
+    up to, not including, ``<host>0`` ('0' is the character after '/'), and
+    nothing else does: ``web10/...`` and ``web1x/...`` are past the bound, so
+    a range over the name index finds web1's names and no other host's.
+    """
+    check_host(host)
+    return host + "/", host + chr(ord("/") + 1)
 
 
 def entry_status(entry, now):

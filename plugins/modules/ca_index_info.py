@@ -10,8 +10,8 @@ short_description: List the certificates a CA has issued
 version_added: 0.1.0
 description:
   - Reads the record that M(fleet.mtls.sign) writes on the CA host and lists its entries, optionally only those of
-    one request name, serial or SPIFFE ID, in one state, or expiring within some days. Every criterion given must
-    match.
+    one request name, host, serial or SPIFFE ID, in one state, or expiring within some days. Every criterion given
+    must match.
   - The record is queried through its indexes, so a narrow query costs the same in a record of any size.
   - It reads without the CA's lock and writes nothing. A JSON index of earlier releases not yet imported is read as
     it is.
@@ -30,6 +30,13 @@ options:
   name:
     description: Only entries issued under this request name.
     type: str
+  host:
+    description:
+      - Only entries issued to this host, that is whose request name is V(<host>/<certificate name>).
+      - The host alone, without C(/). V(web1) matches V(web1/server) and V(web1/client), never V(web10/server) or
+        V(web1x/server).
+    type: str
+    version_added: 0.3.0
   serial:
     description: Only the entry with this serial (hex, colons allowed).
     type: str
@@ -58,6 +65,13 @@ EXAMPLES = r"""
     status: valid
   delegate_to: ca1
   register: issued
+
+- name: Every certificate the CA has issued to web1, whatever its name
+  fleet.mtls.ca_index_info:
+    index_path: /etc/fleet-ca/index.db
+    host: web1
+  delegate_to: ca1
+  register: web1_certificates
 
 - name: Valid certificates that expire within 14 days
   fleet.mtls.ca_index_info:
@@ -141,9 +155,11 @@ def list_index(module):
         raise PkiError("expires_within_days must be from 0 to 36500, not %r" % days)
     if params["spiffe_id"] is not None and not params["spiffe_id"].startswith("spiffe://"):
         raise PkiError("spiffe_id %r is not a spiffe:// URI" % params["spiffe_id"])
+    if params["host"] is not None:
+        _index.check_host(params["host"])
     with _index.CertificateIndex(params["index_path"], save=False) as index:
         listed = index.query(now, name=params["name"], serial=params["serial"], spiffe_id=params["spiffe_id"],
-                             status=params["status"],
+                             host=params["host"], status=params["status"],
                              expires_before=None if days is None else now + datetime.timedelta(days=days))
         counts = index.counts(now)
     return dict(changed=False, certificates=listed, counts=counts)
@@ -155,6 +171,7 @@ def main():
             [],
             index_path=dict(type="path", required=True),
             name=dict(type="str"),
+            host=dict(type="str"),
             serial=dict(type="str"),
             spiffe_id=dict(type="str"),
             expires_within_days=dict(type="float"),

@@ -11,8 +11,9 @@ version_added: 0.1.0
 description:
   - Generates the CA's certificate revocation list from the revoked entries of its index (see M(fleet.mtls.sign)) and
     from an explicit list of serials, with the CRL Number and Authority Key Identifier extensions.
-  - O(revoke) marks certificates revoked in the index first, by serial, by the name they were signed under or by their
-    SPIFFE ID.
+  - O(revoke) marks certificates revoked in the index first, by serial, by the name they were signed under, by their
+    SPIFFE ID or by the host they were issued to. An item that matches no certificate fails the run before anything is
+    written.
   - The CRL is re-signed only when its content would change or it comes close to its C(next_update) (O(refresh_days));
     otherwise nothing changes. Each new CRL's number is above every number this CA published before, as the index
     records it and as the current CRL carries it.
@@ -53,8 +54,8 @@ options:
     default: []
     suboptions:
       serial:
-        description: Serial in hex (colons allowed). Exactly one of O(revoke[].serial), O(revoke[].name) and
-          O(revoke[].spiffe_id).
+        description: Serial in hex (colons allowed). Exactly one of O(revoke[].serial), O(revoke[].name),
+          O(revoke[].spiffe_id) and O(revoke[].host).
         type: str
       name:
         description: Revoke every certificate issued under this request name (for example a decommissioned host).
@@ -63,6 +64,14 @@ options:
         description: Revoke every certificate issued with this SPIFFE ID (its C(spiffe://) URI SAN).
         type: str
         version_added: 0.2.0
+      host:
+        description:
+          - Revoke every certificate issued to this host, that is every one whose request name is
+            V(<host>/<certificate name>) (for example a decommissioned host with several certificates).
+          - The host alone, without C(/). V(web1) matches V(web1/server) and V(web1/client), never V(web10/server) or
+            V(web1x/server).
+        type: str
+        version_added: 0.3.0
       reason:
         description: The CRL reason.
         type: str
@@ -111,6 +120,15 @@ EXAMPLES = r"""
     path: /etc/fleet-ca/issuing.crl
     revoke:
       - name: old-web7
+        reason: cessation_of_operation
+
+- name: Revoke every certificate of a decommissioned host, whatever its certificates are called
+  fleet.mtls.crl:
+    ca_cert_path: /etc/fleet-ca/issuing.crt
+    ca_key_path: /etc/fleet-ca/issuing.key
+    path: /etc/fleet-ca/issuing.crl
+    revoke:
+      - host: web7
         reason: cessation_of_operation
 
 - name: Keep the CRL fresh (scheduled)
@@ -163,20 +181,24 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 REASONS = list(_index.REVOCATION_REASONS)
+# What a revoke item names its certificates by: exactly one of these.
+SELECTORS = ("serial", "name", "spiffe_id", "host")
 
 
 def check_revoke_items(items):
-    """The revoke items, checked before anything is locked or read: exactly one of serial, name and spiffe_id each."""
+    """The revoke items, checked before anything is locked or read: each names exactly one of SELECTORS."""
     checked = []
     for item in items:
-        given = [key for key in ("serial", "name", "spiffe_id") if item.get(key)]
+        if item.get("host") is not None:
+            _index.check_host(item["host"])
+        given = [key for key in SELECTORS if item.get(key)]
         if len(given) != 1:
-            raise PkiError("each revoke item needs exactly one of serial, name and spiffe_id")
+            raise PkiError("each revoke item needs exactly one of serial, name, spiffe_id and host")
         if item.get("spiffe_id") and not item["spiffe_id"].startswith("spiffe://"):
             raise PkiError("revoke spiffe_id %r is not a spiffe:// URI" % item["spiffe_id"])
         checked.append(dict(serial=_index.normalize_serial(item["serial"]) if item.get("serial") else None,
                             name=item.get("name") or None, spiffe_id=item.get("spiffe_id") or None,
-                            reason=item["reason"]))
+                            host=item.get("host") or None, reason=item["reason"]))
     return checked
 
 
@@ -191,11 +213,15 @@ def check_listed_serials(items):
 
 
 def mark_revoked(index, requests, now):
+    """Mark every item's certificates revoked; an item that matches none fails the whole transaction."""
     newly = []
     for item in requests:
-        entries = index.find(serial=item["serial"], name=item["name"], spiffe_id=item["spiffe_id"])
+        entries = index.find(serial=item["serial"], name=item["name"], spiffe_id=item["spiffe_id"], host=item["host"])
+        if not entries and item["host"]:
+            raise PkiError("the index has no certificate of host %s (no request name starting with %s/)"
+                           % (item["host"], item["host"]))
         if not entries:
-            key = [k for k in ("serial", "name", "spiffe_id") if item[k]][0]
+            key = [k for k in SELECTORS if item[k]][0]
             raise PkiError("the index has no certificate with %s %s" % (key.replace("_", " "), item[key]))
         for entry in entries:
             if index.revoke(entry, c.isoformat(now), item["reason"]):
@@ -299,6 +325,7 @@ def main():
                 serial=dict(type="str"),
                 name=dict(type="str"),
                 spiffe_id=dict(type="str"),
+                host=dict(type="str"),
                 reason=dict(type="str", default="unspecified", choices=REASONS),
             )),
             serials=dict(type="list", elements="dict", default=[], options=dict(

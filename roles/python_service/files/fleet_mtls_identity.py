@@ -27,6 +27,40 @@ access log with ``tls_client_verify`` = ``FAILED:<reason>`` and status 0.
 worker its own copy of the certificate and key, so that a renewal never meets
 a connection half-way.
 
+Revocation: with a CRL file configured (``configure(crl_path=...)``), every
+TLS context the service builds for a connection goes through
+:func:`check_revocation`, which loads the CRLs and sets
+``ssl.VERIFY_CRL_CHECK_CHAIN``: OpenSSL then refuses a client certificate
+revoked by the CRL of any CA of its chain, a chain with a CA whose CRL is
+missing ("unable to get certificate CRL"), and a CRL past its next update
+("CRL has expired"); it also clears ``ssl.VERIFY_X509_PARTIAL_CHAIN`` (set by
+Python 3.13), so that the chain always runs up to the root whose CRL is in
+the file. gunicorn builds a context per connection, so the file is read per
+connection and a CRL replaced atomically holds from the next one. How the
+context gets there depends on gunicorn:
+
+- gunicorn 21 and later build each connection's context in
+  ``gunicorn.sock.ssl_context()``, which calls the ``ssl_context`` server hook;
+  the role's configuration defines that hook as
+  ``check_revocation(default_ssl_context_factory())``.
+- gunicorn 20.1 (Debian 12) has no such hook: its sync worker wraps each
+  connection with ``ssl.wrap_socket(client, server_side=True,
+  **cfg.ssl_options)``, ``ssl`` being the global of module
+  ``gunicorn.workers.sync``. There, and only there (never in gunicorn 21 or
+  later), :class:`SyncWorker` replaces that global in its own process with
+  :class:`WrapSocketShim` (:func:`install_wrap_socket_shim`): the same module
+  ``ssl`` except ``wrap_socket``, which builds the context as gunicorn 23 does
+  (:func:`server_context`: the CA bundle only, never the system's trust
+  store; the worker's pinned certificate; ``cert_reqs``; ``ciphers``), adds the
+  CRL check, and wraps the socket with it.
+
+Either way :class:`SyncWorker` builds one context as a connection would when
+it starts, and refuses to serve (the worker fails to boot) when that context
+does not check CRLs for the whole chain. Only this worker class is known to
+check them on gunicorn 20.1, so the role refuses any other while a CRL is set.
+A refused certificate is logged as any other refused handshake, e.g.
+``tls_client_verify`` = ``FAILED:certificate revoked``.
+
 No dependency beyond the standard library (and gunicorn for the worker).
 """
 
@@ -38,7 +72,8 @@ import threading
 import time
 
 __all__ = ["IdentityMiddleware", "peer_identity", "configure", "create_access_log", "AccessLog",
-           "pin_server_certificate"]
+           "pin_server_certificate", "check_revocation", "checks_crls", "server_context", "WrapSocketShim",
+           "install_wrap_socket_shim"]
 
 ENVIRON_KEYS = {
     "verify": "fleet_mtls.verify",
@@ -218,14 +253,19 @@ class IdentityMiddleware:
 
 # What the service's gunicorn configuration sets (configure()); read by the
 # worker class and by wrap().
-_settings = {"access_log": None, "allowed_spiffe_ids": (), "allowed_common_names": ()}
+_settings = {"access_log": None, "allowed_spiffe_ids": (), "allowed_common_names": (), "crl_path": None}
 
 
-def configure(access_log_path="", site="", allowed_spiffe_ids=(), allowed_common_names=()):
-    """Called from the gunicorn configuration file, in the arbiter, before workers are forked."""
+def configure(access_log_path="", site="", allowed_spiffe_ids=(), allowed_common_names=(), crl_path=None):
+    """Called from the gunicorn configuration file, in the arbiter, before workers are forked.
+
+    ``crl_path``: PEM file of the CRLs of every CA of the client chains (None:
+    revocation is not checked).
+    """
     _settings["access_log"] = AccessLog(access_log_path, site=site) if access_log_path else None
     _settings["allowed_spiffe_ids"] = tuple(allowed_spiffe_ids)
     _settings["allowed_common_names"] = tuple(allowed_common_names)
+    _settings["crl_path"] = crl_path or None
 
 
 def create_access_log():
@@ -303,6 +343,136 @@ def pin_server_certificate(cfg, attempts=5, pause=0.05):
     return None
 
 
+# --- revocation -------------------------------------------------------------
+
+def checks_crls(context):
+    """Whether ``context`` checks the CRL of every CA of a client's chain (and has CRLs to check against)."""
+    flags = ssl.VERIFY_CRL_CHECK_CHAIN
+    return (context.verify_flags & flags) == flags and context.cert_store_stats().get("crl", 0) > 0
+
+
+def check_revocation(context, crl_path=None):
+    """Make ``context`` refuse a peer certificate revoked by the CRL of any CA of its chain; returns it.
+
+    Loads the PEM CRLs of ``crl_path`` (default: the one given to
+    configure()) into the context's store and sets
+    ``ssl.VERIFY_CRL_CHECK_CHAIN``. OpenSSL then wants a CRL for every CA of
+    the chain (root included): a CA without one refuses the chain ("unable
+    to get certificate CRL"), and so does a CRL past its next update ("CRL
+    has expired"). Raises (OSError, ssl.SSLError, ValueError) rather than
+    return a context that does not check: a file that cannot be read, or
+    holds no CRL.
+
+    Also clears ``ssl.VERIFY_X509_PARTIAL_CHAIN``, which Python 3.13's
+    create_default_context() sets (gunicorn 23 on Debian 13): with it, a CA
+    bundle that also holds the issuing CA ends the chain there, and OpenSSL
+    cannot check that CA against the root's CRL, so that every client is
+    refused ("unable to get certificate CRL"). Without it the chain always
+    runs up to a self-signed root of the bundle, as on Python 3.11 and in
+    nginx and HAProxy: only stricter, never more lenient.
+    """
+    crl_path = crl_path or _settings["crl_path"]
+    if not crl_path:
+        raise ValueError("check_revocation: no CRL file configured")
+    crls_before = context.cert_store_stats().get("crl", 0)
+    context.load_verify_locations(cafile=crl_path)
+    if context.cert_store_stats().get("crl", 0) <= crls_before:
+        raise ValueError("check_revocation: %s holds no CRL" % crl_path)
+    context.verify_flags = ((context.verify_flags | ssl.VERIFY_CRL_CHECK_CHAIN)
+                            & ~getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0))
+    return context
+
+
+def server_context(certfile, keyfile=None, ca_certs=None, cert_reqs=ssl.CERT_NONE, ciphers=None):
+    """The server context gunicorn 23 builds for a connection (``gunicorn.sock.ssl_context``), for gunicorn 20.1.
+
+    Trusts ``ca_certs`` alone, never the system's trust store: without
+    ``ca_certs`` it refuses (ValueError).
+    """
+    if not ca_certs:
+        raise ValueError("server_context: ca_certs (the CA bundle client certificates must chain to) is required")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca_certs)
+    context.load_cert_chain(certfile=certfile, keyfile=keyfile)
+    context.verify_mode = cert_reqs
+    if ciphers:
+        context.set_ciphers(ciphers)
+    return context
+
+
+class WrapSocketShim:
+    """Module ``ssl`` as gunicorn 20.1's sync worker sees it, with a ``wrap_socket`` that checks CRLs.
+
+    gunicorn 20.1 has no hook for its TLS context: ``SyncWorker.handle()``
+    calls ``ssl.wrap_socket(client, server_side=True, **cfg.ssl_options)``
+    for every connection. Put in place of the global ``ssl`` of module
+    ``gunicorn.workers.sync`` (in a worker process only, by
+    install_wrap_socket_shim()), this object answers every other name
+    (``SSLError``, ``SSL_ERROR_EOF``, ...) from the real module, and wraps
+    with server_context() from the same options plus check_revocation(): the
+    context gunicorn 23 builds with the role's ``ssl_context`` hook.
+    """
+
+    def __init__(self, module=ssl, crl_path=None):
+        self._module = module
+        self._crl_path = crl_path
+
+    def __getattr__(self, name):
+        if name == "_module":  # not yet set (copy, pickle): never recurse
+            raise AttributeError(name)
+        return getattr(self._module, name)
+
+    def context(self, certfile=None, keyfile=None, ca_certs=None, cert_reqs=ssl.CERT_NONE, ciphers=None, **_ignored):
+        """The context for one connection, from gunicorn's ``cfg.ssl_options``.
+
+        ``ssl_version`` is not used, as in gunicorn 23 (create_default_context's protocol).
+        """
+        return check_revocation(server_context(certfile, keyfile, ca_certs, cert_reqs, ciphers), self._crl_path)
+
+    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, suppress_ragged_eofs=True, **options):
+        if not server_side:
+            raise ValueError("WrapSocketShim: only server-side sockets (gunicorn's workers) are wrapped here")
+        return self.context(**options).wrap_socket(sock, server_side=True,
+                                                   do_handshake_on_connect=do_handshake_on_connect,
+                                                   suppress_ragged_eofs=suppress_ragged_eofs)
+
+
+def install_wrap_socket_shim(sync_module=None, sock_module=None, crl_path=None):
+    """Make gunicorn 20.1's sync worker check CRLs (see WrapSocketShim); True when installed.
+
+    Does nothing and returns False on gunicorn 21 and later (``gunicorn.sock``
+    has ``ssl_context``: the role's ``ssl_context`` hook does it there).
+    Raises RuntimeError, rather than serve without the check, when the sync
+    worker does not wrap its connections with ``ssl.wrap_socket``.
+    """
+    if sock_module is None:
+        import gunicorn.sock as sock_module
+    if hasattr(sock_module, "ssl_context"):
+        return False
+    if sync_module is None:
+        import gunicorn.workers.sync as sync_module
+    handle = getattr(getattr(sync_module, "SyncWorker", None), "handle", None)
+    names = getattr(getattr(handle, "__code__", None), "co_names", ())
+    if "ssl" not in names or "wrap_socket" not in names:
+        raise RuntimeError("fleet_mtls_identity: this gunicorn has neither the ssl_context hook nor the "
+                           "ssl.wrap_socket() call of gunicorn 20.1's sync worker: CRLs cannot be checked")
+    current = sync_module.ssl
+    real = current._module if isinstance(current, WrapSocketShim) else current
+    sync_module.ssl = WrapSocketShim(real, crl_path)
+    return True
+
+
+def connection_context(cfg):
+    """The TLS context a new connection to this worker gets (gunicorn 20.1 with the shim, or 21 and later)."""
+    import gunicorn.sock
+    if hasattr(gunicorn.sock, "ssl_context"):
+        return gunicorn.sock.ssl_context(cfg)
+    import gunicorn.workers.sync
+    shim = gunicorn.workers.sync.ssl
+    if not isinstance(shim, WrapSocketShim):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # what ssl.wrap_socket builds: no CRL check
+    return shim.context(**cfg.ssl_options)
+
+
 try:
     from gunicorn.workers.sync import SyncWorker as _GunicornSyncWorker
 except ImportError:  # not under gunicorn: the middleware still works
@@ -311,7 +481,26 @@ except ImportError:  # not under gunicorn: the middleware still works
 if _GunicornSyncWorker is not None:
 
     class SyncWorker(_GunicornSyncWorker):
-        """gunicorn's sync worker that also logs refused client certificates in the JSON access log."""
+        """gunicorn's sync worker that also logs refused client certificates in the JSON access log.
+
+        With a CRL configured it also makes sure every connection's context
+        checks it: on gunicorn 20.1 by installing WrapSocketShim in its
+        process; on any version by building one connection's context when it
+        starts and refusing to serve when that does not check CRLs for the
+        whole chain (the worker fails to boot, which stops gunicorn).
+        """
+
+        def init_process(self):
+            # Runs in the worker after post_fork (the pinned certificate);
+            # gunicorn's init_process() ends in the request loop.
+            crl_path = _settings["crl_path"]
+            if crl_path and self.cfg.is_ssl:
+                install_wrap_socket_shim(crl_path=crl_path)
+                if not checks_crls(connection_context(self.cfg)):
+                    raise RuntimeError("fleet_mtls_identity: a CRL is configured (%s) but this worker's TLS "
+                                       "context does not check it: is the ssl_context hook of the role's "
+                                       "configuration missing?" % crl_path)
+            super().init_process()
 
         def handle_error(self, req, client, addr, exc):
             access_log = _settings["access_log"]

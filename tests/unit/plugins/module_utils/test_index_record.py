@@ -8,6 +8,7 @@ import datetime
 import json
 import multiprocessing
 import os
+import re
 import sqlite3
 import stat
 
@@ -196,7 +197,9 @@ def test_queries_by_name_serial_spiffe_id_status_and_expiry(tmp_path):
     lambda index: index.find(serial="0A", name="web1/server"),
     lambda index: index.revoked(not_after_after="2026-06-01T00:00:00Z"),
     lambda index: index.revoked(),
-], ids=["serial", "name", "spiffe_id", "serial_or_name", "revoked_valid", "revoked"])
+    lambda index: index.find(host="host4100"),
+    lambda index: index.query(NOW, host="host4100", status="valid"),
+], ids=["serial", "name", "spiffe_id", "serial_or_name", "revoked_valid", "revoked", "host", "query_host"])
 def test_what_sign_and_crl_look_up_is_found_through_an_index_not_a_scan(tmp_path, lookup):
     """The plan of every statement a lookup runs, in a record of 2000 entries without statistics."""
     path = str(tmp_path / "index.db")
@@ -213,6 +216,59 @@ def test_what_sign_and_crl_look_up_is_found_through_an_index_not_a_scan(tmp_path
             # A search through an index, or a scan of the partial index that holds the revoked entries only.
             scans = [step for step in plan if step.startswith("SCAN") and "certificates_revoked" not in step]
             assert any(" USING " in step for step in plan) and not scans, (statement, plan)
+
+
+HOSTS = [entry("01", name="web1/server"), entry("02", name="web10/server"), entry("03", name="web1x/server"),
+         entry("04", name="web1/client"), entry("05", name="web1"), entry("06", name="web1-old/server"),
+         entry("07", name="web1.example/server"), entry("08", name="web/server"), entry("09", name="web1//odd")]
+
+
+def test_a_host_selects_exactly_its_own_request_names(tmp_path):
+    """web1 is web1/... alone: not web10, web1x, web1-old, web1.example, nor a name without the '/'."""
+    write_legacy(tmp_path, HOSTS)
+    for path in (tmp_path / "index.json", tmp_path / "index.db"):  # the JSON read as it is, then the record
+        with _index.CertificateIndex(str(path), save=path.suffix == ".db") as index:
+            assert [e["serial"] for e in index.find(host="web1")] == ["01", "04", "09"]
+            assert [e["serial"] for e in index.find(host="web10")] == ["02"]
+            assert [e["serial"] for e in index.find(host="web1x")] == ["03"]
+            assert [e["serial"] for e in index.find(host="web")] == ["08"]
+            assert index.find(host="web2") == []
+            assert [e["serial"] for e in index.query(NOW, host="web1")] == ["01", "04", "09"]
+            assert [e["serial"] for e in index.query(NOW, host="web1", name="web1/client")] == ["04"]
+            assert index.query(NOW, host="web10", name="web1/server") == []
+
+
+@pytest.mark.parametrize("host,why", [
+    ("", "host must be a host name, not ''"),
+    ("web1/server", "host 'web1/server' holds a '/'"),
+    ("web1/", "host 'web1/' holds a '/'"),
+    ("/", "host '/' holds a '/'"),
+])
+def test_a_host_that_is_no_host_name_is_refused(tmp_path, host, why):
+    write_legacy(tmp_path, HOSTS)
+    with _index.CertificateIndex(str(tmp_path / "index.json"), save=False) as index:
+        with pytest.raises(PkiError, match=re.escape(why)):
+            index.find(host=host)
+        with pytest.raises(PkiError, match=re.escape(why)):
+            index.query(NOW, host=host)
+
+
+def test_a_host_is_looked_up_as_a_range_of_the_name_index(tmp_path):
+    """Not a LIKE (which the BINARY name index cannot serve) nor a scan: name >= 'web1/' AND name < 'web10'."""
+    path = str(tmp_path / "index.db")
+    write_legacy(tmp_path, HOSTS + [entry("%04X" % n, name="host%d/server" % n) for n in range(0x1000, 0x1000 + 2000)])
+    with _index.CertificateIndex(path) as index:
+        for lookup in (lambda: index.find(host="web1"), lambda: index.query(NOW, host="web1"),
+                       lambda: index.query(NOW, host="web1", status="valid")):
+            plans = []
+            index._db.set_trace_callback(plans.append)
+            lookup()
+            index._db.set_trace_callback(None)
+            selects = [p for p in plans if p.startswith("SELECT")]
+            assert len(selects) == 1 and "'web1/'" in selects[0] and "'web10'" in selects[0], selects
+            plan = [row[-1] for row in index._db.execute("EXPLAIN QUERY PLAN " + selects[0])]
+            assert len(plan) == 1 and plan[0].startswith("SEARCH ") \
+                and plan[0].endswith(" USING INDEX certificates_by_name (name>? AND name<?)"), plan
 
 
 def _add_many(path, first, count, barrier):

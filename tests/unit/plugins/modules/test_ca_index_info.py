@@ -94,3 +94,39 @@ def test_criteria_out_of_range_are_refused(tmp_path, run_module, criteria, why):
     path.write_text(json.dumps({"format": 1, "certificates": [ca_host.ENTRY]}))
     result = run_module(dict(criteria, index_path=str(path)))
     assert result.get("failed") and result["msg"].startswith(why), result
+
+
+def test_a_host_lists_that_hosts_entries_only(tmp_path, run_module):
+    """web1 is every web1/... name, never web10/... or web1x/...; combined with the other criteria."""
+    entries = [ca_host.ENTRY, dict(EXPIRED, serial="0B", name="web1/client"),
+               dict(ca_host.ENTRY, serial="0C", name="web10/server"),
+               dict(ca_host.ENTRY, serial="0D", name="web1x/server"), dict(REVOKED, serial="0E", name="web1/old")]
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"format": 1, "certificates": entries}))
+    for index_path in (path, tmp_path / "index.db"):
+        def serials(**criteria):
+            result = run_module(dict(criteria, index_path=str(index_path)))
+            assert not result.get("failed") and result["counts"] == dict(valid=3, expired=1, revoked=1), result
+            return [e["serial"] for e in result["certificates"]]
+
+        assert serials(host="web1") == ["0A1B", "0B", "0E"]
+        assert serials(host="web10") == ["0C"]
+        assert serials(host="web1x") == ["0D"]
+        assert serials(host="web2") == []
+        assert serials(host="web1", status="valid") == ["0A1B"]
+        assert serials(host="web1", name="web1/client") == ["0B"]
+        assert serials(host="web10", name="web1/server") == []
+        if index_path == path:
+            with _index.CertificateIndex(str(path)):
+                pass
+
+
+@pytest.mark.parametrize("host,why", [
+    ("web1/server", "host 'web1/server' holds a '/'"),
+    ("", "host must be a host name, not ''"),
+])
+def test_a_host_that_is_no_host_name_is_refused(tmp_path, run_module, host, why):
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"format": 1, "certificates": [ca_host.ENTRY]}))
+    result = run_module(dict(index_path=str(path), host=host))
+    assert result.get("failed") and result["msg"].startswith(why), result

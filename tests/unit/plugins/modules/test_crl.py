@@ -220,8 +220,9 @@ def test_revoking_by_spiffe_id(tmp_path, pki, run_module):
 @pytest.mark.parametrize("item,why", [
     (dict(spiffe_id="spiffe://fleet.example/nobody"), "the index has no certificate with spiffe id spiffe://"),
     (dict(spiffe_id="https://fleet.example/web1"), "is not a spiffe:// URI"),
-    (dict(spiffe_id="spiffe://fleet.example/web1", name="web1/server"), "exactly one of serial, name and spiffe_id"),
-    (dict(), "exactly one of serial, name and spiffe_id"),
+    (dict(spiffe_id="spiffe://fleet.example/web1", name="web1/server"),
+     "exactly one of serial, name, spiffe_id and host"),
+    (dict(), "exactly one of serial, name, spiffe_id and host"),
 ])
 def test_a_revocation_that_names_no_certificate_or_two_ways_is_refused(ca, run_module, item, why):
     directory, args = ca
@@ -243,3 +244,64 @@ def test_a_failed_crl_write_keeps_the_revocation_for_the_next_run(ca, run_module
     assert [e["serial"] for e in _index.read_entries(str(directory / "index.db")) if e["revoked_at"]] == ["0A1B", "0C0D"]
     published = run_module(args)
     assert published["revoked_serials"] == ["0A1B", "0C0D"] and published["crl_number"] == 2, published
+
+
+# Request names of hosts whose names begin alike: only web1/... is web1's.
+HOSTS = [{}, dict(serial="0B", name="web1/client"), dict(serial="0C", name="web10/server"),
+         dict(serial="0D", name="web1x/server"), dict(serial="0E", name="web1-old/server"),
+         dict(serial="0F", name="web1")]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_revoking_by_host_revokes_that_hosts_certificates_only(tmp_path, pki, run_module, check_mode):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=HOSTS)
+    args = dict(args, path=str(directory / "issuing.crl"))
+    before = ca_host.snapshot(directory)
+    result = run_module(dict(args, revoke=[dict(host="web1", reason="cessation_of_operation")]),
+                        check_mode=check_mode)
+    assert not result.get("failed") and result["changed"], result
+    assert result["newly_revoked"] == ["0A1B", "0B"] and result["revoked_serials"] == ["0A1B", "0B"], result
+    if check_mode:
+        assert ca_host.snapshot(directory) == before
+        return
+    listed = [(e["serial"], e["revocation_reason"]) for e in _index.read_entries(str(directory / "index.db"))]
+    assert listed == [("0A1B", "cessation_of_operation"), ("0B", "cessation_of_operation"), ("0C", None),
+                      ("0D", None), ("0E", None), ("0F", None)]
+    assert _crl.describe_crl(_crl.load_crl((directory / "issuing.crl").read_bytes()))["revoked_serials"] == \
+        ["0A1B", "0B"]
+    again = run_module(dict(args, revoke=[dict(host="web1")]))
+    assert not again["changed"] and again["newly_revoked"] == [], again
+    web10 = run_module(dict(args, revoke=[dict(host="web10")]))
+    assert web10["newly_revoked"] == ["0C"] and web10["revoked_serials"] == ["0A1B", "0B", "0C"], web10
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_host_without_certificates_fails_the_whole_run_and_writes_nothing(tmp_path, pki, run_module, check_mode):
+    """Though the items before it matched, nothing is revoked, no record made, no CRL written: files unchanged."""
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=HOSTS)
+    args = dict(args, path=str(directory / "issuing.crl"))
+    msg = ca_host.refused(run_module, directory, dict(args, revoke=[dict(host="web1"), dict(host="web2")]),
+                          "the index has no certificate of host web2 (no request name starting with web2/)",
+                          check_mode=check_mode)
+    assert "Traceback" not in msg
+    # The same once the record exists, with a CRL published.
+    assert run_module(args)["crl_number"] == 1
+    ca_host.refused(run_module, directory, dict(args, revoke=[dict(name="web10/server"), dict(host="web1y")]),
+                    "the index has no certificate of host web1y", check_mode=check_mode)
+    assert [e["serial"] for e in _index.read_entries(str(directory / "index.db")) if e["revoked_at"]] == []
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("item,why", [
+    (dict(host="web1/server"), "host 'web1/server' holds a '/'"),
+    (dict(host=""), "host must be a host name, not ''"),
+    (dict(host="web1", name="web1/server"), "exactly one of serial, name, spiffe_id and host"),
+    (dict(host="web1", serial="0A1B"), "exactly one of serial, name, spiffe_id and host"),
+])
+def test_a_host_item_that_is_no_host_or_not_alone_is_refused_first(tmp_path, pki, run_module, check_mode, item, why):
+    directory = tmp_path / "ca"
+    args = ca_host.ca_directory(directory, pki, entries=HOSTS, lock=False)
+    ca_host.refused(run_module, directory, dict(args, path=str(directory / "issuing.crl"), revoke=[item]), why,
+                    check_mode=check_mode)
