@@ -160,9 +160,11 @@ def _when(moment):
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _finding(severity, kind, host, subject, deadline, message):
-    return {"severity": severity, "kind": kind, "host": host, "subject": subject, "deadline": deadline,
-            "message": message}
+def _finding(severity, kind, host, subject, deadline, message, issuer=None):
+    """One attention item. ``subject`` names what it is about; for a CRL, its file, and ``issuer`` which CRL of the
+    file (a file such as crls.pem holds several); ``issuer`` is null for every other kind."""
+    return {"severity": severity, "kind": kind, "host": host, "subject": subject, "issuer": issuer,
+            "deadline": deadline, "message": message}
 
 
 def _certificate(cert, where, now, limits, host, findings):
@@ -261,7 +263,8 @@ def _crl(crl, where, now, host, findings):
 
     Refresh overdue is less than half its validity (last_update to next_update) left, minus a day: the crl module
     re-signs at half, and a CRL still the old one a day later missed the daily runs. A CRL without a nextUpdate
-    never lapses and no rule fires for it; its state says so and it is no finding.
+    never lapses and no rule fires for it; its state says so and it is no finding. One file may hold several CRLs
+    (crls.pem: the root CA's and the issuing CA's), so a CRL is its path and its issuer, as in the metrics' labels.
     """
     record = {key: _text(crl, key, where) for key in ("path", "issuer")}
     number = _count(crl, "crl_number", where)
@@ -288,14 +291,38 @@ def _crl(crl, where, now, host, findings):
     if state == "expired":
         findings.append(_finding(
             "critical", "crl_expired", host, path, next_update,
-            f"CRL {path} of {issuer} on {host} lapsed {_relative(next_update, now)}, at {_when(next_update)}: the "
-            "servers that check it refuse every client; re-sign it (CA playbook) and redeploy it now."))
+            f"CRL of {issuer} in {path} on {host} lapsed {_relative(next_update, now)}, at {_when(next_update)}: "
+            "the servers that check it refuse every client; re-sign it (CA playbook) and redeploy it now.",
+            issuer=issuer))
     elif state == "refresh_overdue":
         findings.append(_finding(
             "warning", "crl_refresh_overdue", host, path, next_update,
-            f"CRL {path} of {issuer} on {host} stops being current {_relative(next_update, now)}, at "
-            f"{_when(next_update)}, and is past its refresh point; run the CA playbook and redeploy it."))
+            f"CRL of {issuer} in {path} on {host} stops being current {_relative(next_update, now)}, at "
+            f"{_when(next_update)}, and is past its refresh point; run the CA playbook and redeploy it.",
+            issuer=issuer))
     return record
+
+
+def _missing_crl_paths(host_input, where, host, findings):
+    """The CRL files the host was told to watch that do not exist (the metrics module's ``missing_crl_paths``).
+
+    Each is a critical finding: the service roles load that file by default and refuse a configuration whose CRL
+    file is missing (nginx -t, haproxy -c, the Python service's check), so the servers cannot take a new
+    configuration, and until it is there they check no revocation from it. The certificate role writes it. No
+    deadline: it is already the case.
+    """
+    paths = host_input.get("missing_crl_paths") or []
+    if isinstance(paths, (str, bytes, Mapping)) or not isinstance(paths, Sequence) or \
+            not all(isinstance(path, str) and path for path in paths):
+        _fail(where, "missing_crl_paths is not a list of paths")
+    paths = sorted({str(path) for path in paths})
+    for path in paths:
+        findings.append(_finding(
+            "critical", "crl_missing", host, path, None,
+            f"CRL file {path} on {host} does not exist: the servers told to load it cannot apply a configuration "
+            "that does (their roles refuse it), and check no revocation from it meanwhile; run the certificate role "
+            "on this host (the rotate or site playbook), which writes it."))
+    return paths
 
 
 def _service(service, where, now, limits, host, findings):
@@ -362,7 +389,8 @@ def _host(host_input, now, limits, findings):
     if not isinstance(reachable, bool):
         _fail(where, f"reachable={reachable!r} is not true or false")
     record = {"host": name, "groups": sorted({str(group) for group in groups}), "reachable": reachable,
-              "status": "ok", "certificates": [], "cas": [], "crls": [], "services": [], "adoption": None}
+              "status": "ok", "certificates": [], "cas": [], "crls": [], "missing_crl_paths": [], "services": [],
+              "adoption": None}
     mine = []
     error = host_input.get("error")
     if error is not None and (reachable or not isinstance(error, str)):
@@ -383,12 +411,13 @@ def _host(host_input, now, limits, findings):
             record["cas"].append(_ca(ca, f"{where}, cas[{index}]", now, limits, name, mine))
         for index, crl in enumerate(_list(host_input, "crls", where)):
             record["crls"].append(_crl(crl, f"{where}, crls[{index}]", now, name, mine))
+        record["missing_crl_paths"] = _missing_crl_paths(host_input, where, name, mine)
         for index, service in enumerate(_list(host_input, "services", where)):
             record["services"].append(_service(service, f"{where}, services[{index}]", now, limits, name, mine))
         record["adoption"] = _adoption(host_input, where)
         _sorted_unique(record["certificates"], lambda c: c["name"], where, "certificate")
         _sorted_unique(record["cas"], lambda c: (c["subject"], c["serial"]), where, "CA")
-        _sorted_unique(record["crls"], lambda c: c["path"], where, "CRL")
+        _sorted_unique(record["crls"], lambda c: (c["path"], c["issuer"]), where, "CRL")
         _sorted_unique(record["services"], lambda s: s["service"], where, "service")
     if mine:
         record["status"] = min((f["severity"] for f in mine), key=_SEVERITY_RANK.__getitem__)
@@ -400,7 +429,7 @@ def _urgency(finding):
     """Critical first; then the soonest deadline (findings without one after those with one); then host, name."""
     deadline = finding["deadline"]
     return (_SEVERITY_RANK[finding["severity"]], deadline is None, deadline or datetime.datetime.min.replace(
-        tzinfo=_UTC), finding["host"], finding["kind"], finding["subject"] or "")
+        tzinfo=_UTC), finding["host"], finding["kind"], finding["subject"] or "", finding["issuer"] or "")
 
 
 def _summary(hosts, findings):
@@ -486,6 +515,7 @@ _KIND_TITLES = {
     "ca_expiring": "CA expiring",
     "crl_expired": "CRL expired",
     "crl_refresh_overdue": "CRL refresh overdue",
+    "crl_missing": "CRL file missing",
     "service_permissive": "still permissive",
 }
 
@@ -632,11 +662,16 @@ def _markdown(report):
         out.append("No service reported a mode.")
 
     out += ["", "## CRLs", ""]
-    crls = [(h, c) for h in report["hosts"] for c in h["crls"]]
-    if crls:
-        out += _md_table(("host", "path", "issuer", "number", "last_update", "next_update", "days left", "state"), [
-            (_md(h["host"]), _md_code(c["path"]), _md_code(c["issuer"]), str(c["crl_number"]), c["last_update"],
-             c["next_update"] or "—", _fmt_days(c["days_left"]), _label(c["state"])) for h, c in crls])
+    rows = []
+    for host in report["hosts"]:
+        rows.extend((_md(host["host"]), _md_code(c["path"]), _md_code(c["issuer"]), str(c["crl_number"]),
+                     c["last_update"], c["next_update"] or "—", _fmt_days(c["days_left"]), _label(c["state"]))
+                    for c in host["crls"])
+        rows.extend((_md(host["host"]), _md_code(path), "—", "—", "—", "—", "—", "file missing")
+                    for path in host.get("missing_crl_paths", []))
+    if rows:
+        out += _md_table(("host", "path", "issuer", "number", "last_update", "next_update", "days left", "state"),
+                         rows)
     else:
         out.append("No CRL reported.")
 
@@ -773,7 +808,7 @@ def _pill(text, severity):
     return f'<span class="pill {_e(severity)}">{_e(text)}</span>'
 
 
-def _html_tiles(summary):
+def _html_tiles(summary, missing_crl_files):
     certs, cas, crls, services = summary["certificates"], summary["cas"], summary["crls"], summary["services"]
 
     def detail(parts):
@@ -788,7 +823,9 @@ def _html_tiles(summary):
                                                  (certs["renewal_overdue"], "renewal overdue", "warning")])),
         ("Servers", services["total"], f'{services["strict"]} strict, {services["permissive"]} permissive, '
                                        f'{services["off"]} off'),
-        ("CRLs", crls["total"], detail([(crls["expired"], "expired", "critical"),
+        ("CRLs", crls["total"], detail([(missing_crl_files, "file missing" if missing_crl_files == 1 else
+                                         "files missing", "critical"),
+                                        (crls["expired"], "expired", "critical"),
                                         (crls["refresh_overdue"], "refresh overdue", "warning")])),
         ("CAs", cas["total"], detail([(cas["expired"], "expired", "critical"),
                                       (cas["expiring"], "expiring", "warning")])),
@@ -812,6 +849,8 @@ def _html_attention(report, now):
         for finding in findings:
             severity = finding["severity"]
             subject = f' <code>{_e(finding["subject"])}</code>' if finding["subject"] else ""
+            if finding.get("issuer"):
+                subject += f' <span class="kind">of</span> <code>{_e(finding["issuer"])}</code>'
             if finding["deadline"]:
                 moment = _report_time(finding["deadline"])
                 deadline = f'<b>{_e(_when(moment))}</b>{_e(_relative(moment, now))}'
@@ -996,21 +1035,29 @@ def _crl_meter(crl, now):
 
 
 def _html_crls(report, now):
-    crls = [(h, c) for h in report["hosts"] for c in h["crls"]]
-    out = ['<section id="crls">', f'<h2>CRL freshness<span class="count">{len(crls)}</span></h2>']
-    if not crls:
-        out += ['<p class="muted">No CRL reported.</p>', "</section>"]
-        return out
-    out.append('<table><thead><tr><th>host</th><th>CRL and its issuer</th><th class="number">number</th>'
-               '<th>last update (UTC)</th><th>next update (UTC)</th><th>validity left</th>'
-               '<th class="number">days</th><th>state</th></tr></thead><tbody>')
-    for host, crl in crls:
-        severity = _STATE_SEVERITY.get(crl["state"], "neutral")
-        out.append(f'<tr><td>{_e(host["host"])}</td><td class="wrap"><div class="mono">{_e(crl["path"])}</div>'
-                   f'<div class="muted">{_e(crl["issuer"])}</div></td><td class="number">{_e(crl["crl_number"])}</td>'
-                   f'<td>{_html_time(crl["last_update"])}</td><td>{_html_time(crl["next_update"])}</td>'
-                   f'<td>{_crl_meter(crl, now)}</td><td class="number">{_e(_fmt_days(crl["days_left"]))}</td>'
-                   f'<td>{_pill(_label(crl["state"]), severity)}</td></tr>')
+    """Each host's CRLs, then the CRL files it was to publish that do not exist."""
+    count = sum(len(h["crls"]) for h in report["hosts"])
+    if not count and not any(h.get("missing_crl_paths") for h in report["hosts"]):
+        return ['<section id="crls">', f'<h2>CRL freshness<span class="count">{count}</span></h2>',
+                '<p class="muted">No CRL reported.</p>', "</section>"]
+    out = ['<section id="crls">', f'<h2>CRL freshness<span class="count">{count}</span></h2>',
+           '<table><thead><tr><th>host</th><th>CRL and its issuer</th><th class="number">number</th>'
+           '<th>last update (UTC)</th><th>next update (UTC)</th><th>validity left</th>'
+           '<th class="number">days</th><th>state</th></tr></thead><tbody>']
+    for host in report["hosts"]:
+        for crl in host["crls"]:
+            severity = _STATE_SEVERITY.get(crl["state"], "neutral")
+            out.append(f'<tr><td>{_e(host["host"])}</td><td class="wrap"><div class="mono">{_e(crl["path"])}</div>'
+                       f'<div class="muted">{_e(crl["issuer"])}</div></td>'
+                       f'<td class="number">{_e(crl["crl_number"])}</td>'
+                       f'<td>{_html_time(crl["last_update"])}</td><td>{_html_time(crl["next_update"])}</td>'
+                       f'<td>{_crl_meter(crl, now)}</td><td class="number">{_e(_fmt_days(crl["days_left"]))}</td>'
+                       f'<td>{_pill(_label(crl["state"]), severity)}</td></tr>')
+        for path in host.get("missing_crl_paths", []):
+            out.append(f'<tr><td>{_e(host["host"])}</td><td class="wrap"><div class="mono">{_e(path)}</div>'
+                       '<div class="muted">no such file</div></td><td class="number">—</td><td>—</td><td>—</td>'
+                       '<td><span class="muted">—</span></td><td class="number">—</td>'
+                       f'<td>{_pill("file missing", "critical")}</td></tr>')
     out.append("</tbody></table>")
     out.append('<p class="note">The mark on each bar is the CRL\'s refresh point: half its validity, less '
                f'{_e(_CRL_REFRESH_SLACK_DAYS)} day. A CRL still there past it was neither re-signed nor '
@@ -1037,6 +1084,11 @@ def _html_cas(report):
     return out
 
 
+def _missing_note(host):
+    missing = len(host.get("missing_crl_paths", []))
+    return f' <span class="critical">({missing} file{"" if missing == 1 else "s"} missing)</span>' if missing else ""
+
+
 def _html_hosts(report):
     out = ['<section id="hosts">', f'<h2>Hosts<span class="count">{len(report["hosts"])}</span></h2>',
            '<table><thead><tr><th>host</th><th>groups</th><th>reached</th><th class="number">certificates</th>'
@@ -1047,7 +1099,8 @@ def _html_hosts(report):
         out.append(f'<tr><td>{_e(host["host"])}</td><td>{_e(", ".join(host["groups"]) or "—")}</td>'
                    f'<td>{"yes" if host["reachable"] else _pill("no", "critical")}</td>'
                    f'<td class="number">{len(host["certificates"])}</td><td class="number">{len(host["cas"])}</td>'
-                   f'<td class="number">{len(host["crls"])}</td><td class="number">{len(host["services"])}</td>'
+                   f'<td class="number">{len(host["crls"])}{_missing_note(host)}</td>'
+                   f'<td class="number">{len(host["services"])}</td>'
                    f'<td>{_pill(status, status)}</td></tr>')
     out += ["</tbody></table>", "</section>"]
     return out
@@ -1069,7 +1122,7 @@ def _html(report):
            f'<p class="meta">Generated {_e(_when(now))} · {_e(summary["hosts"])} hosts · '
            f'{_e(summary["reachable"])} reached</p></div>'
            f'<div class="status {_e(status)}">{_e(status_text)}</div></header>']
-    out += _html_tiles(summary)
+    out += _html_tiles(summary, sum(len(h.get("missing_crl_paths", [])) for h in report["hosts"]))
     out += _html_attention(report, now)
     certificates = summary["certificates"]["total"]
     out += ['<section id="timeline">',
@@ -1107,6 +1160,7 @@ def health_report_hosts(hosts, hostvars):
         entry = {"host": str(host), "groups": [str(group) for group in seen.get("group_names") or []]}
         if read.get("certificates") is not None and not read.get("failed") and not error:
             entry.update(reachable=True, **{key: read[key] for key in ("certificates", "cas", "crls", "services")})
+            entry["missing_crl_paths"] = list(read.get("missing_crl_paths") or [])
             totals = (seen.get("mtls_rollout_adoption") or {}).get("totals")
             if totals:
                 entry["adoption"] = {key: totals.get(key, 0) for key in _ADOPTION_KEYS}

@@ -205,14 +205,21 @@ def serialize_private_key(key, passphrase=None):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
+def is_private_key(key):
+    return hasattr(key, "private_bytes")
+
+
+def public_key_of(key):
+    """The public key of a private key; a public key itself."""
+    return key.public_key() if is_private_key(key) else key
+
+
 def public_key_pem(key):
-    public = key.public_key() if hasattr(key, "private_bytes") else key
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key_of(key).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def public_key_der(key):
-    public = key.public_key() if hasattr(key, "private_bytes") else key
-    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key_of(key).public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def public_key_fingerprint(key):

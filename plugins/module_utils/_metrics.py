@@ -31,6 +31,8 @@ DEFAULT_PATH = "/var/lib/prometheus/node-exporter/fleet_mtls.prom"
 TEXTFILE_SUFFIX = ".prom"
 
 SERVICE_MODES = ("off", "permissive", "strict")
+# What a CRL file that does not exist is: an error, or a path returned for the caller to report.
+CRL_MISSING = ("fail", "report")
 LAST_RUN = "fleet_mtls_last_run_timestamp_seconds"
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -226,13 +228,41 @@ def describe_cas(bundle_paths):
     return sorted(by_fingerprint.values(), key=lambda fact: (fact["subject"], fact["serial"]))
 
 
-def describe_crls(paths):
-    facts = []
+def describe_crls(paths, now=None, missing="fail"):
+    """(facts, missing paths): one fact dict per CRL of each file, sorted by path, then issuer.
+
+    A file holds one CRL or more (the certificate role's crls.pem holds the
+    root CA's and the issuing CA's): each is split and read as
+    _crl.describe_crl_file reads it (crl_info's reading), and each is a
+    series of its own, labelled by its file and its issuer. Two CRLs of one
+    issuer in one file would be two series with the same labels, which
+    node_exporter refuses: an error naming them.
+
+    missing: "fail", a file that does not exist is an error; "report", it is
+    left out and returned in the second list, for the caller to report.
+    """
+    if missing not in CRL_MISSING:
+        raise PkiError("crl_missing must be one of %s, not %r" % (", ".join(CRL_MISSING), missing))
+    facts, absent = [], []
     for path in sorted(set(paths)):
-        crl = _crl.load_crl(_files.read_required(path, "CRL"), source="CRL %s" % path)
-        facts.append(dict(path=path, issuer=_x509.name_to_string(crl.issuer), crl_number=_crl.crl_number(crl),
-                          last_update=c.crl_last_update(crl), next_update=c.crl_next_update(crl)))
-    return facts
+        data = _files.read_bytes(path)
+        if data is None:
+            if missing == "report":
+                absent.append(path)
+                continue
+            raise PkiError("CRL file %s does not exist" % path)
+        described = _crl.describe_crl_file(data, now=now, source="CRL file %s" % path)
+        issuers = set()
+        for crl in described["crls"]:
+            if crl["issuer"] in issuers:
+                raise PkiError("CRL file %s holds two CRLs of %s: their metrics would be two series with the same "
+                               "labels (issuer, path); keep one CRL per CA in a file" % (path, crl["issuer"]))
+            issuers.add(crl["issuer"])
+            facts.append(dict(path=path, issuer=crl["issuer"], crl_number=crl["crl_number"] or 0,
+                              last_update=c.parse_isoformat(crl["last_update"]),
+                              next_update=c.parse_isoformat(crl["next_update"]) if crl["next_update"] else None))
+    facts.sort(key=lambda fact: (fact["path"], fact["issuer"]))
+    return facts, absent
 
 
 def read_mode_record(path):
@@ -324,16 +354,18 @@ def build_families(certificates, cas, crls, services, now, host=None):
 def collect(params, now):
     """(content, facts) for a module's parameters: every file read and checked before anything is written.
 
-    params: certificates, ca_bundle_paths, crl_paths, services, renew_fraction,
-    renew_days_before, renew_jitter, requester, host, mode_state_path (see the
-    metrics module).
+    params: certificates, ca_bundle_paths, crl_paths, crl_missing, services,
+    renew_fraction, renew_days_before, renew_jitter, requester, host,
+    mode_state_path (see the metrics module). facts["missing_crl_paths"] are
+    the CRL files that do not exist, with crl_missing "report" (else empty).
     """
     facts = dict(
         certificates=describe_certificates(params.get("certificates") or [], params, params.get("requester")),
         cas=describe_cas(params.get("ca_bundle_paths") or []),
-        crls=describe_crls(params.get("crl_paths") or []),
-        services=describe_services(params.get("services") or [], params.get("mode_state_path")),
     )
+    facts["crls"], facts["missing_crl_paths"] = describe_crls(params.get("crl_paths") or [], now,
+                                                              params.get("crl_missing") or "fail")
+    facts["services"] = describe_services(params.get("services") or [], params.get("mode_state_path"))
     families = build_families(facts["certificates"], facts["cas"], facts["crls"], facts["services"], now,
                               host=params.get("host"))
     return exposition(families), facts

@@ -84,12 +84,17 @@ def sign_requests(requests, ca_cert, ca_key, now, backdate_seconds=300):
 
 
 def index_entry(request, cert, ca_cert, now):
+    return record_entry(request.name, request.requester, request.profile, cert, ca_cert, now)
+
+
+def record_entry(name, requester, profile, cert, ca_cert, now):
+    """The CA record's entry for a certificate it issued (a leaf here, a subordinate CA in ca_certificate)."""
     facts = _x509.describe_certificate(cert, now)
     return {
         "serial": facts["serial"],
-        "name": request.name,
-        "requester": request.requester,
-        "profile": request.profile,
+        "name": name,
+        "requester": requester,
+        "profile": profile,
         "subject": facts["subject_string"],
         "subject_alt_names": facts["subject_alt_names"],
         "not_before": facts["not_before"],

@@ -400,11 +400,17 @@ def build_name_constraints(permitted, excluded):
 
 def build_ca_certificate(key, subject, not_before, not_after, issuer_cert=None, issuer_key=None,
                          path_length=None, permitted=None, excluded=None):
-    """A root CA (self-signed when issuer_cert is None) or an intermediate CA."""
+    """A root CA (self-signed when issuer_cert is None) or an intermediate CA.
+
+    key: the CA's own key; for an intermediate its public key is enough (a
+    subordinate CA signed from its CSR, on the parent's host).
+    """
     subject_name = build_name(subject)
     if common_name(subject_name) is None:
         raise PkiError("a CA subject needs a CN")
-    public_key = key.public_key()
+    if issuer_key is None and not c.is_private_key(key):
+        raise PkiError("a self-signed CA certificate needs the CA's private key")
+    public_key = c.public_key_of(key)
     builder = _base_builder(subject_name, issuer_cert.subject if issuer_cert else subject_name,
                             public_key, not_before, not_after)
     builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)

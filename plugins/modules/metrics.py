@@ -16,7 +16,8 @@ description:
   - The renewal time is the one M(fleet.mtls.certificate_request) renews at, from the same O(renew_fraction),
     O(renew_days_before), O(renew_jitter) and O(requester).
   - Every file is read and checked before anything is written; a missing or unreadable one fails the task and leaves
-    the metrics file as it was, so the last-run timestamp ages and the staleness alert fires.
+    the metrics file as it was, so the last-run timestamp ages and the staleness alert fires. Reading only, a missing
+    CRL file may be returned instead (O(crl_missing)).
   - The file is written whole and atomically (a temporary file in the same directory, renamed into place), so the
     collector never reads half of it.
   - Sorted and free of run-dependent values, the file is the same for the same inputs, except for
@@ -66,10 +67,26 @@ options:
     elements: path
     default: []
   crl_paths:
-    description: CRLs (PEM) the host's services check client certificates against.
+    description:
+      - CRL files (PEM) the host's services check client certificates against. A file may hold several CRLs, as the
+        C(crls.pem) of role C(fleet.mtls.certificate) holds the root CA's and the issuing CA's; each CRL is published
+        as series of its own, labelled by its C(issuer) and the file's C(path).
+      - Two CRLs of one issuer in one file are an error (their series would have the same labels).
     type: list
     elements: path
     default: []
+  crl_missing:
+    description:
+      - What a file of O(crl_paths) that does not exist is.
+      - V(fail) fails the task, as any other missing file does, and leaves the metrics file as it was.
+      - V(report) leaves it out and returns it in RV(missing_crl_paths), for a caller that reports it (role
+        C(fleet.mtls.report) makes it a finding). Only with O(write=false), since a published file that left out a CRL
+        its servers are told to load would let no alert fire.
+      - A file that exists but cannot be read, or holds no CRL, always fails the task.
+    type: str
+    choices: [fail, report]
+    default: fail
+    version_added: 0.3.0
   services:
     description: The client certificate mode of each service of the host (for instance from C(ansible_local.fleet_mtls)).
     type: list
@@ -140,7 +157,7 @@ EXAMPLES = r"""
       - /etc/fleet-mtls/certs/ca-bundle.pem
       - /etc/fleet-mtls/certs/server.chain.pem
     crl_paths:
-      - /etc/fleet-mtls/certs/issuing.crl
+      - /etc/fleet-mtls/certs/crls.pem
     services:
       - service: nginx
         mode: "{{ ansible_local.fleet_mtls.mode }}"
@@ -240,13 +257,13 @@ cas:
       description: End of validity (ISO 8601, UTC).
       type: str
 crls:
-  description: The CRLs, by path.
+  description: Every CRL of every file of O(crl_paths), by path, then issuer.
   returned: always
   type: list
   elements: dict
   contains:
     path:
-      description: Its file.
+      description: The file it is in.
       type: str
     issuer:
       description: Issuer as RFC 4514 text.
@@ -260,6 +277,12 @@ crls:
     next_update:
       description: When it stops being current (ISO 8601, UTC); null when it has no nextUpdate.
       type: str
+missing_crl_paths:
+  description: The files of O(crl_paths) that do not exist, sorted; with O(crl_missing=report) only, else empty.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.3.0
 services:
   description: The services and their modes, in the order given.
   returned: always
@@ -286,6 +309,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _metrics
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
 def _iso(moment):
@@ -302,6 +326,7 @@ def _result_facts(facts):
                   not_after=_iso(f["not_after"])) for f in facts["cas"]],
         crls=[dict(path=f["path"], issuer=f["issuer"], crl_number=f["crl_number"],
                    last_update=_iso(f["last_update"]), next_update=_iso(f["next_update"])) for f in facts["crls"]],
+        missing_crl_paths=list(facts["missing_crl_paths"]),
         services=[dict(service=f["service"], mode=f["mode"], since=_iso(f["since"])) for f in facts["services"]],
     )
 
@@ -319,6 +344,9 @@ def publish(module):
     params = module.params
     path = _metrics.check_textfile_path(params["path"])
     mode = _module.parse_mode(params["mode"], 0o644)
+    if params["crl_missing"] == "report" and params["write"]:
+        raise PkiError("crl_missing=report needs write=false: a published metrics file without a CRL its servers "
+                       "load would let no alert fire; a missing CRL file fails the task, and the file goes stale")
     now = c.utcnow().replace(microsecond=0)
     content, facts = _metrics.collect(params, now)
     if not params["write"] or (params["directory_missing"] == "skip"
@@ -362,6 +390,7 @@ def main():
             )),
             ca_bundle_paths=dict(type="list", elements="path", default=[]),
             crl_paths=dict(type="list", elements="path", default=[]),
+            crl_missing=dict(type="str", choices=list(_metrics.CRL_MISSING), default="fail"),
             services=dict(type="list", elements="dict", default=[], options=dict(
                 service=dict(type="str", required=True),
                 mode=dict(type="str", choices=list(_metrics.SERVICE_MODES)),

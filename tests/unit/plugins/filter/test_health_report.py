@@ -48,9 +48,9 @@ def ca(subject="CN=Fleet Root CA,O=Fleet", left=3000.0, serial="01", fingerprint
                 not_after=at(left))
 
 
-def crl(path="/etc/fleet-mtls/certs/issuing.crl", age=1.0, validity=7.0, number=12):
+def crl(path="/etc/fleet-mtls/certs/issuing.crl", age=1.0, validity=7.0, number=12, issuer=ISSUER):
     """A CRL issued ``age`` days ago, valid ``validity`` days (None: no nextUpdate)."""
-    return dict(path=path, issuer=ISSUER, crl_number=number, last_update=at(-age),
+    return dict(path=path, issuer=issuer, crl_number=number, last_update=at(-age),
                 next_update=None if validity is None else at(validity - age))
 
 
@@ -181,6 +181,82 @@ def test_crl_freshness(age, validity, state, finding):
         assert (record["next_update"], record["days_left"], record["validity_days"]) == (None, None, None)
     else:
         assert record["validity_days"] == validity
+
+
+CRLS_PEM = "/etc/fleet-mtls/certs/crls.pem"
+ROOT = "CN=Fleet Root CA,O=Fleet"
+
+
+def crls_pem(root_age=1.0, issuing_age=1.0):
+    """The two CRLs of the crls.pem the certificate role writes: the root CA's (30-day) and the issuing CA's."""
+    return [crl(CRLS_PEM, age=root_age, validity=30.0, number=2, issuer=ROOT),
+            crl(CRLS_PEM, age=issuing_age, number=41)]
+
+
+def test_the_crls_of_one_file_are_each_judged_and_named_by_issuer():
+    document = report(host(crls=crls_pem(root_age=31.0)))   # the root CA's lapsed a day ago
+    records = document["hosts"][0]["crls"]
+    assert [(r["path"], r["issuer"], r["crl_number"], r["state"]) for r in records] == [
+        (CRLS_PEM, ISSUER, 41, "ok"), (CRLS_PEM, ROOT, 2, "expired")]
+    assert [(f["severity"], f["kind"], f["subject"], f["issuer"]) for f in document["attention"]] == [
+        ("critical", "crl_expired", CRLS_PEM, ROOT)]
+    finding = document["attention"][0]
+    assert finding["message"].startswith(f"CRL of {ROOT} in {CRLS_PEM} on web1 lapsed 1 day ago")
+    assert document["summary"]["crls"] == dict(total=2, expired=1, refresh_overdue=0, no_next_update=0, ok=1)
+    # Every other finding has an issuer key too, null.
+    assert report(host(certificates=[cert(left=-1.0)]))["attention"][0]["issuer"] is None
+
+    text = health_report_markdown(document)
+    assert f"| web1 | `{CRLS_PEM}` | `{ROOT}` | 2 | " in text and f"| web1 | `{CRLS_PEM}` | `{ISSUER}` | 41 | " in text
+    assert f"CRL of {ROOT} in {CRLS_PEM} on web1 lapsed" in text.split("## Hosts", 1)[0]
+    page = health_report_html(document)
+    attention = page.split('<section id="attention">', 1)[1].split("</section>", 1)[0]
+    assert f'<code>{CRLS_PEM}</code> <span class="kind">of</span> <code>{ROOT}</code>' in attention
+    table = page.split('<section id="crls">', 1)[1].split("</section>", 1)[0]
+    assert table.count(f'<div class="mono">{CRLS_PEM}</div>') == 2
+    assert f'<div class="muted">{ROOT}</div>' in table and f'<div class="muted">{ISSUER}</div>' in table
+
+
+def test_crls_of_one_file_in_any_order_give_the_same_report():
+    both = crls_pem(root_age=25.0, issuing_age=25.0)   # past their refresh points, 5 and -18 days left
+    first = report(host(crls=both), host("web2", crls=both))
+    second = report(host("web2", crls=both[::-1]), host(crls=both[::-1]))
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    assert [(f["host"], f["issuer"]) for f in first["attention"] if f["kind"] == "crl_expired"] == [
+        ("web1", ISSUER), ("web2", ISSUER)]
+
+
+def test_a_crl_file_that_does_not_exist_is_a_critical_finding_and_the_rest_is_still_judged():
+    document = report(dict(host(certificates=[cert()], crls=[crl()]), missing_crl_paths=[CRLS_PEM, CRLS_PEM]))
+    record = document["hosts"][0]
+    assert (record["status"], record["missing_crl_paths"], len(record["certificates"]), len(record["crls"])) == (
+        "critical", [CRLS_PEM], 1, 1)
+    assert kinds(document) == [("critical", "crl_missing", "web1", CRLS_PEM)]
+    finding = document["attention"][0]
+    assert (finding["deadline"], finding["issuer"]) == (None, None)
+    assert finding["message"].startswith(f"CRL file {CRLS_PEM} on web1 does not exist")
+    assert "run the certificate role on this host" in finding["message"]
+    assert report(host())["hosts"][0]["missing_crl_paths"] == []
+    assert report(unreachable("db1"))["hosts"][0]["missing_crl_paths"] == []
+
+    text = health_report_markdown(document)
+    assert f"| web1 | `{CRLS_PEM}` | — | — | — | — | — | file missing |" in text
+    assert "**CRITICAL** web1, CRL file missing: CRL file" in text
+    page = health_report_html(document)
+    table = page.split('<section id="crls">', 1)[1].split("</section>", 1)[0]
+    assert f'<div class="mono">{CRLS_PEM}</div><div class="muted">no such file</div>' in table
+    assert '<span class="pill critical">file missing</span>' in table
+    assert '<b class="critical">1 file missing</b>' in page and "(1 file missing)" in page
+    # Only missing files: the section still lists them.
+    alone = health_report_html(report(dict(host(), missing_crl_paths=[CRLS_PEM])))
+    assert "No CRL reported." not in alone and "no such file" in alone
+
+
+def test_the_input_from_hostvars_carries_the_missing_crl_files():
+    read = dict(certificates=[cert()], cas=[], crls=[], services=[], missing_crl_paths=[CRLS_PEM])
+    inputs = health_report_hosts(["web1"], {"web1": dict(group_names=["web"], mtls_certificate_metrics=read)})
+    assert inputs[0]["missing_crl_paths"] == [CRLS_PEM]
+    assert kinds(health_report(inputs, now=NOW)) == [("critical", "crl_missing", "web1", CRLS_PEM)]
 
 
 @pytest.mark.parametrize("mode,since,state", [
@@ -318,6 +394,11 @@ def _without(mapping, key):
     ([host(cas=[_without(ca(), "fingerprint")])], "host 'web1', cas[0]: 'fingerprint' is missing"),
     ([host(crls=[dict(crl(), crl_number="12")])], "host 'web1', crls[0]: crl_number='12' is not a count"),
     ([host(crls=[dict(crl(), last_update=12)])], "host 'web1', crls[0]: last_update=12 is not an ISO 8601 time"),
+    ([host(crls=[crl(), crl(number=13)])],
+     "host 'web1': CRL ('/etc/fleet-mtls/certs/issuing.crl', 'CN=Fleet Issuing CA,O=Fleet') is listed twice"),
+    ([dict(host(), missing_crl_paths="/etc/fleet-mtls/certs/crls.pem")],
+     "host 'web1': missing_crl_paths is not a list"),
+    ([dict(host(), missing_crl_paths=[""])], "host 'web1': missing_crl_paths is not a list of paths"),
     ([host(services=[service(mode="audit")])], "host 'web1', services[0]: mode='audit' is not one of off"),
     ([host(services=[dict(service(), since="yesterday")])], "services[0]: since='yesterday' is not an ISO"),
     ([host(adoption=dict(requests=1, valid=1, none=0))], "host 'web1', adoption: 'failed' is missing"),
@@ -387,7 +468,7 @@ def test_the_input_from_hostvars_read_unreadable_and_unreached():
     }
     inputs = health_report_hosts(["web1", "lb1", "app1"], hostvars)
     assert inputs[0] == dict(host="web1", groups=["web"], reachable=True, certificates=read["certificates"],
-                             cas=read["cas"], crls=read["crls"], services=read["services"],
+                             cas=read["cas"], crls=read["crls"], missing_crl_paths=[], services=read["services"],
                              adoption=dict(requests=10, valid=9, none=1, failed=0))
     assert inputs[1] == dict(host="lb1", groups=["lb"], reachable=False,
                              error="CA bundle /etc/fleet-mtls/certs/ca-bundle.pem does not exist")

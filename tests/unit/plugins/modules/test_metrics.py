@@ -225,6 +225,103 @@ def test_timestamps_are_the_ones_openssl_prints(host, pki):
     assert series(content, "fleet_mtls_crl_number", path=str(crl_path)) == int(number.split("=", 1)[1], 16) == 7
 
 
+@pytest.fixture
+def crls_pem(host, pki):
+    """A host's crls.pem as the certificate role writes it: the root CA's CRL, then the issuing CA's, one file.
+
+    The root's was issued ten days ago for seven: it has lapsed.
+    """
+    root_crl = _crl.build_crl(pki.root, pki.root_key, [], 3, pki.now - 10 * DAY, 7)
+    path = host["dir"] / "crls.pem"
+    path.write_bytes(_crl.crl_pem(root_crl) + _crl.crl_pem(host["crl"]))
+    return dict(path=path, root=root_crl, issuing=host["crl"])
+
+
+def test_every_crl_of_a_file_is_a_series_labelled_by_its_issuer(host, pki, crls_pem):
+    # The file each host's servers load holds the root CA's CRL and the issuing CA's: one series each.
+    args = dict(host["args"], crl_paths=[str(crls_pem["path"])])
+    content, facts = _metrics.collect(args, pki.now)
+    path = str(crls_pem["path"])
+    root, issuing = (_x509.name_to_string(ca.subject) for ca in (pki.root, pki.issuing))
+    for metric in ("fleet_mtls_crl_last_update_timestamp_seconds", "fleet_mtls_crl_next_update_timestamp_seconds",
+                   "fleet_mtls_crl_number"):
+        assert sorted(dict(labels)["issuer"] for name, labels in samples(content) if name == metric) == \
+            sorted([root, issuing]), metric
+        assert {dict(labels)["path"] for name, labels in samples(content) if name == metric} == {path}
+    for issuer, crl in ((root, crls_pem["root"]), (issuing, crls_pem["issuing"])):
+        assert series(content, "fleet_mtls_crl_number", issuer=issuer, path=path) == _crl.crl_number(crl)
+        assert series(content, "fleet_mtls_crl_last_update_timestamp_seconds", issuer=issuer, path=path) == \
+            int(c.crl_last_update(crl).timestamp())
+        assert series(content, "fleet_mtls_crl_next_update_timestamp_seconds", issuer=issuer, path=path) == \
+            int(c.crl_next_update(crl).timestamp())
+    # openssl crl prints the first CRL of a file: the root's, as published.
+    assert series(content, "fleet_mtls_crl_next_update_timestamp_seconds", issuer=root) == \
+        openssl_date("crl", "-nextupdate", crls_pem["path"])
+    assert [(f["path"], f["issuer"], f["crl_number"]) for f in facts["crls"]] == sorted(
+        [(path, root, 3), (path, issuing, 7)])
+    checked = promtool_check_metrics(content)
+    assert checked.returncode == 0 and not checked.stdout and not checked.stderr, checked
+
+
+def test_crls_are_sorted_by_path_then_issuer_whatever_the_order_of_the_file(host, pki, crls_pem, tmp_path):
+    args = dict(host["args"], crl_paths=[str(crls_pem["path"]), host["args"]["crl_paths"][0]])
+    content, facts = _metrics.collect(args, pki.now)
+    reordered = tmp_path / "crls.pem"
+    reordered.write_bytes(_crl.crl_pem(crls_pem["issuing"]) + _crl.crl_pem(crls_pem["root"]))
+    crls_pem["path"].write_bytes(reordered.read_bytes())
+    again, facts_again = _metrics.collect(dict(args, crl_paths=args["crl_paths"][::-1]), pki.now)
+    assert again == content and facts_again["crls"] == facts["crls"]
+    keys = [(f["path"], f["issuer"]) for f in facts["crls"]]
+    assert keys == sorted(keys) and len(keys) == 3
+
+
+def test_two_crls_of_one_issuer_in_a_file_are_refused(host, pki, crls_pem):
+    # Two series with the same labels would make node_exporter drop the whole file.
+    newer = _crl.build_crl(pki.issuing, pki.issuing_key, [], 8, pki.now, 7)
+    crls_pem["path"].write_bytes(crls_pem["path"].read_bytes() + _crl.crl_pem(newer))
+    with pytest.raises(PkiError, match="holds two CRLs of CN=Test Issuing"):
+        _metrics.collect(dict(host["args"], crl_paths=[str(crls_pem["path"])]), pki.now)
+
+
+def test_an_expired_crl_of_the_file_is_a_critical_finding_of_the_health_report(run_module, host, pki, crls_pem, clock):
+    # What role report does: the module's result (write=false), judged by the health_report filter.
+    from ansible_collections.fleet.mtls.plugins.filter.health_report import health_report, health_report_hosts
+
+    clock(pki.now)
+    result = run_module(dict(host["args"], crl_paths=[str(crls_pem["path"])], write=False))
+    assert not result.get("failed") and result["missing_crl_paths"] == []
+    assert [crl["issuer"] for crl in result["crls"]] == ["CN=Test Issuing", "CN=Test Root"]
+    inputs = health_report_hosts(["web1"], {"web1": dict(group_names=["web"], mtls_certificate_metrics=result)})
+    document = health_report(inputs, now=c.isoformat(pki.now))
+    path = str(crls_pem["path"])
+    assert [(f["severity"], f["kind"], f["subject"], f["issuer"]) for f in document["attention"]
+            if f["kind"].startswith("crl")] == [("critical", "crl_expired", path, "CN=Test Root")]
+    assert [(crl["issuer"], crl["state"]) for crl in document["hosts"][0]["crls"]] == [
+        ("CN=Test Issuing", "ok"), ("CN=Test Root", "expired")]
+
+
+def test_a_missing_crl_file_fails_unless_reading_for_a_report(run_module, host, pki, clock):
+    args = dict(host["args"], crl_paths=host["args"]["crl_paths"] + [str(host["dir"] / "crls.pem")])
+    clock(pki.now)
+    for write in (True, False):
+        result = run_module(dict(args, write=write))
+        assert result["failed"] and "CRL file %s does not exist" % (host["dir"] / "crls.pem") in result["msg"]
+    assert not os.path.exists(args["path"])
+    result = run_module(dict(args, write=False, crl_missing="report"))
+    assert not result.get("failed") and result["changed"] is False and result["written"] is False
+    assert result["missing_crl_paths"] == [str(host["dir"] / "crls.pem")]
+    assert [crl["path"] for crl in result["crls"]] == [host["args"]["crl_paths"][0]]
+    assert [cert["name"] for cert in result["certificates"]] == ["server", "short"]   # the rest still read
+    # Publishing without a CRL its servers load would let no alert fire: refused, before anything is read.
+    result = run_module(dict(args, crl_missing="report"))
+    assert result["failed"] and "crl_missing=report needs write=false" in result["msg"]
+    assert not os.path.exists(args["path"])
+    # A file that is there but is no CRL is no "missing" file.
+    result = run_module(dict(args, write=False, crl_missing="report",
+                             crl_paths=[str(host["dir"] / "ca-bundle.pem")]))
+    assert result["failed"] and "holds no PEM CRL" in result["msg"]
+
+
 def test_labels_say_which_certificate_ca_and_crl(host, pki):
     content, facts = _metrics.collect(host["args"], pki.now)
     issuer = _x509.name_to_string(pki.issuing.subject)
@@ -346,7 +443,10 @@ def test_an_awkward_subject_is_escaped_and_parsed_back(awkward_pki, tmp_path):
     (lambda a, d: a.update(certificates=[dict(name="gone", path=str(d / "gone.crt"))]), "does not exist"),
     (lambda a, d: (d / "server.crt").write_bytes(b"not a certificate"), "not a PEM certificate|holds no PEM"),
     (lambda a, d: a.update(ca_bundle_paths=[a["certificates"][0]["path"]]), "not a CA"),
-    (lambda a, d: a.update(crl_paths=[str(d / "ca-bundle.pem")]), "not a PEM CRL"),
+    (lambda a, d: a.update(crl_paths=[str(d / "ca-bundle.pem")]), "holds no PEM CRL"),
+    (lambda a, d: (d / "issuing.crl").write_bytes(open(a["certificates"][0]["path"], "rb").read().replace(
+        b"CERTIFICATE", b"X509 CRL")), "CRL file .*issuing.crl.* is corrupt"),
+    (lambda a, d: a.update(crl_missing="ignore"), "crl_missing must be one of fail, report"),
     (lambda a, d: a.update(services=[dict(service="nginx", mode="strict")] * 2), "given twice"),
     (lambda a, d: a.update(services=[dict(service="nginx", mode="on")]), "mode must be one of"),
     (lambda a, d: a.update(services=[dict(service="nginx", mode="strict", since="yesterday")]), "ISO 8601"),
