@@ -64,9 +64,10 @@ stage_unit() {
   fi
   # Real gunicorn for the Python service's tests: Debian 12's 20.1 and Debian 13's 23 (each in a
   # virtualenv of Debian's Python), so that the CRL check is proven on both worker code paths.
+  # Kept outside the checkout, like the test fleet's images: a clean clone finds them made.
   local gunicorns=() version dir
   for version in 20.1.0 23.0.0; do
-    dir="$repo/.build/gunicorn-$version"
+    dir="${XDG_CACHE_HOME:-$HOME/.cache}/fleet-mtls/gunicorn-$version-py$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     if [[ ! -f "$dir/.done" ]]; then
       rm -rf "$dir"
       /usr/bin/python3 -m venv "$dir"
