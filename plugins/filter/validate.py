@@ -33,8 +33,9 @@ def identity_refusals(names, variable):
 
 # What each kind of value may look like where the roles write it into nginx,
 # HAProxy or systemd syntax: (the whole value, fullmatch; the characters it
-# may hold at all, to name the first one that is not; what it is). None of
-# them admits whitespace, a control character, '"', "'", ';', '{', '}', '#'
+# may hold at all, to name the first one that is not; what it is). Each
+# pattern reads a value in one way only, so that refusing one takes as long
+# as reading it (no nested repetition). None of them admits whitespace, a control character, '"', "'", ';', '{', '}', '#'
 # or a backslash; only "header" admits '$' (an nginx variable, "$host").
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _HOST = r"(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})"
@@ -46,7 +47,9 @@ KINDS = {
     "host": (_HOST + r"|_", _ALNUM + "_.*-", "a host name"),
     "address": (_ADDRESS, _ALNUM + "_.:[]-", "a host name or an IP address"),
     "listen": (r"(?:%s:)?%s" % (_ADDRESS, _PORT), _ALNUM + "_.:[]-", "a port, or an address and a port"),
-    "path": (r"/(?:[A-Za-z0-9._@+-]+/?)*", _ALNUM + "_.@+/-", "an absolute path"),
+    # Segments each closed by '/', then the last one: one way to read any path, so that a refused one is
+    # refused at once ("(?:[...]+/?)*" reads "/aaaa#" in 2**n ways before it gives up).
+    "path": (r"/(?:[A-Za-z0-9._@+-]+/)*[A-Za-z0-9._@+-]*", _ALNUM + "_.@+/-", "an absolute path"),
     "url": (r"https?://%s(?::%s)?(?:/[A-Za-z0-9._~/%%-]*)?" % (_ADDRESS, _PORT), _ALNUM + "_.:/~%[]-",
             "an http:// or https:// URL without credentials, query or fragment"),
     "header": (r"\$?[A-Za-z0-9_.:-]+", _ALNUM + "_.:$-", "a header value (a host name, or an nginx variable like $host)"),

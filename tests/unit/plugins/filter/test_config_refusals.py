@@ -8,6 +8,11 @@ haproxy -c accepted the result with a changed meaning.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -94,6 +99,36 @@ def test_ordinary_values_pass(kind, value):
 ])
 def test_bad_values_are_refused(kind, value):
     assert len(refusals("v", value, kind)) == 1
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("path", "/"), ("path", "/etc/"), ("path", "/a/b/c"), ("path", "/a/b/c/"),
+])
+def test_paths_with_and_without_a_trailing_slash_pass(kind, value):
+    assert refusals("v", value, kind) == []
+
+
+@pytest.mark.parametrize("value", ["//etc", "/etc//x", "/etc/../x", "/a b", "/" + "a" * 300 + "/..", "/" + "a" * 300 + "#"])
+def test_paths_with_an_empty_or_parent_segment_or_a_bad_character_are_refused(value):
+    assert len(refusals("v", value, "path")) == 1
+
+
+def test_refusing_a_long_value_takes_one_reading_of_it():
+    # The audit's injection into a unit: a path of many long segments, refused for one character at the end.
+    # A pattern with nested repetition ("(?:[...]+/?)*") tries every way to cut each segment before it gives
+    # up (2**(length - 1) per segment): this one would never return. In a child process, so that such a
+    # regression fails here (after 120 s, far beyond the milliseconds it takes) instead of hanging the run.
+    script = textwrap.dedent("""
+        from ansible_collections.fleet.mtls.plugins.filter.validate import KINDS, config_refusals
+        for kind, (pattern, allowed, what) in KINDS.items():
+            run = "".join(c for c in allowed if c.isalnum())[:8] * 8
+            for value in ("/".join([run] * 8) + "#", run * 8 + "#", "https://" + run + "/" + run + "#"):
+                assert len(config_refusals({"v": value}, {"v": kind})) == 1, (kind, value)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_no_kind_but_header_admits_a_dollar_and_none_admits_syntax():
