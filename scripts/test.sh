@@ -13,8 +13,9 @@
 # Usage: scripts/test.sh [STAGE ...]   (default: all, in that order)
 # With other stages, the demo runs beside them, in a second process of this script
 # (log: .build/demo/stage.log): it spends much of its time waiting on its lab's hosts
-# and timed windows, and the stages before molecule use about one core. Molecule, which
-# uses every core, starts once the demo is done.
+# and timed windows, and the stages before molecule use about one core. Once the demo has
+# passed, that process goes on with Molecule scenarios (a second Molecule worker): the
+# stages before molecule leave the other core to it. See stage_molecule.
 # It ends with a timing table: each stage, and each Molecule scenario on each image.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,12 +27,17 @@ export ANSIBLE_CONFIG="$repo/ansible.cfg"
 stages=("$@")
 ((${#stages[@]})) || stages=(unit sanity lint integration demo molecule)
 timings=()
-demo_pid=""
-join_demo() { # wait for the demo beside the other stages; show its output; its status
+demo_pid=""   # the process beside: the demo, then (if it passed) a Molecule worker
+demo_joined=""
+join_demo() { # wait for the demo beside the other stages (not for the worker after it); show its output; its status
   local status=0
-  [[ -n $demo_pid ]] || return 0
-  wait "$demo_pid" || status=$?
-  demo_pid=""
+  [[ -n $demo_pid && -z $demo_joined ]] || return 0
+  while [[ ! -f .build/demo/stage.status ]]; do
+    if ! kill -0 "$demo_pid" 2>/dev/null; then echo 1 >.build/demo/stage.status; break; fi
+    sleep 2
+  done
+  demo_joined=yes
+  status=$(cat .build/demo/stage.status)
   echo "=== demo (beside the stages before molecule; log: .build/demo/stage.log)"
   sed '/^=== timing/,$d' .build/demo/stage.log
   local took
@@ -43,7 +49,14 @@ print_timings() {
   local status=$? row
   [[ -z ${current:-} ]] || timings+=("$current FAILED:$((SECONDS - start))")
   current=""
+  if ((status)) && [[ -n $demo_pid ]]; then
+    molecule_close_queue # a stage failed: the worker beside takes no further scenario
+  fi
   join_demo || status=1
+  if [[ -n $demo_pid ]]; then
+    wait "$demo_pid" || status=1
+    demo_pid=""
+  fi
   echo "=== timing (seconds, on $(nproc) cores)"
   printf '%-28s %8s\n' stage seconds
   for row in "${timings[@]}"; do
@@ -200,42 +213,110 @@ PY
   bash scripts/lab.sh down
 }
 
-stage_molecule() {
-  # Every scenario (each directory with a molecule.yml) on each image. The
-  # two images run side by side (their containers, networks and state are
-  # apart): the runs mostly wait on booting hosts and timed load, so two
-  # fit on 2 cores. Within an image, one scenario after the other.
-  local scenarios=() image pids=() failed=0
+# Molecule: every scenario (each directory with a molecule.yml) on each image, as jobs that
+# up to two workers take from one queue (.build/molecule/queue). A worker takes the first job
+# whose image is built and used by no other worker: a scenario's containers and network are
+# named after its image, so two scenarios of one image never run at once, and the two
+# images' default scenarios, the longest, are taken first. The runs mostly wait on booting
+# hosts and timed load, so two fit on 2 cores. In a full run the worker beside starts once
+# the demo has passed (the stages before molecule use about one core); this process's
+# worker starts with the molecule stage.
+molecule_queue=.build/molecule/queue
+molecule_images=(debian12 debian13)
+
+molecule_fill_queue() {
+  local scenarios=(default) dir scenario image
   for dir in extensions/molecule/*/; do
-    [[ -f "$dir/molecule.yml" ]] && scenarios+=("$(basename "$dir")")
+    scenario=$(basename "$dir")
+    [[ -f "$dir/molecule.yml" && $scenario != default ]] && scenarios+=("$scenario")
   done
-  tests/fleet/build-images.sh debian12 debian13 # before the parallel runs: one build at a time
   mkdir -p .build/molecule
-  rm -f .build/molecule/timings
-  for image in debian12 debian13; do
-    (
-      status=0
-      for scenario in "${scenarios[@]}"; do
-        start=$SECONDS
-        if tests/fleet/molecule.sh "$image" test -s "$scenario" >/dev/null 2>&1; then
-          echo "$image/$scenario passed in $((SECONDS - start))s"
-          echo "molecule:$image/$scenario $((SECONDS - start))" >>.build/molecule/timings
-        else
-          echo "$image/$scenario FAILED after $((SECONDS - start))s (log: .build/molecule/$image-$scenario.log)"
-          echo "molecule:$image/$scenario FAILED:$((SECONDS - start))" >>.build/molecule/timings
-          status=1
-        fi
-      done
-      exit "$status"
-    ) >".build/molecule/$image.report" &
-    pids+=($!)
+  rm -f "$molecule_queue".* .build/molecule/timings .build/molecule/worker-*.report
+  for scenario in "${scenarios[@]}"; do
+    for image in "${molecule_images[@]}"; do echo "$image $scenario"; done
+  done >"$molecule_queue"
+  wc -l <"$molecule_queue" >"$molecule_queue.count"
+  molecule_queue_filled=yes
+}
+
+molecule_close_queue() {
+  [[ -f $molecule_queue ]] || return 0
+  (flock 9 && : >"$molecule_queue") 9>"$molecule_queue.lock"
+}
+
+molecule_image_ready() { # IMAGE: build it (cached) and let workers take its jobs
+  tests/fleet/build-images.sh "$1"
+  touch "$molecule_queue.ready-$1"
+}
+
+molecule_take_job() { # print the next job a worker may run now (marking its image busy), "wait", or nothing when none is left
+  (
+    flock 9
+    local line taken="" rest=()
+    while read -r line; do
+      [[ -n $line ]] || continue
+      if [[ -z $taken && -e "$molecule_queue.ready-${line%% *}" && ! -e "$molecule_queue.busy-${line%% *}" ]]; then
+        taken=$line
+      else
+        rest+=("$line")
+      fi
+    done <"$molecule_queue"
+    if ((${#rest[@]})); then printf '%s\n' "${rest[@]}"; fi >"$molecule_queue"
+    if [[ -n $taken ]]; then
+      touch "$molecule_queue.busy-${taken%% *}"
+      echo "$taken"
+    elif ((${#rest[@]})); then
+      echo wait
+    fi
+  ) 9>"$molecule_queue.lock"
+}
+
+molecule_worker() { # NAME: run jobs until none is left; one line per job in .build/molecule/worker-NAME.report
+  local job image scenario began status=0 report=.build/molecule/worker-$1.report
+  while job=$(molecule_take_job) && [[ -n $job ]]; do
+    if [[ $job == wait ]]; then sleep 5; continue; fi
+    image=${job%% *}
+    scenario=${job#* }
+    began=$SECONDS
+    if tests/fleet/molecule.sh "$image" test -s "$scenario" >/dev/null 2>&1; then
+      echo "$image/$scenario passed in $((SECONDS - began))s (worker $1)" >>"$report"
+      echo "molecule:$image/$scenario $((SECONDS - began))" >>.build/molecule/timings
+    else
+      echo "$image/$scenario FAILED after $((SECONDS - began))s (worker $1; log: .build/molecule/$image-$scenario.log)" >>"$report"
+      echo "molecule:$image/$scenario FAILED:$((SECONDS - began))" >>.build/molecule/timings
+      status=1
+    fi
+    rm -f "$molecule_queue.busy-$image"
   done
-  for pid in "${pids[@]}"; do
-    wait "$pid" || failed=1
+  return "$status"
+}
+
+stage_molecule() {
+  local image failed=0 pid=""
+  [[ -n ${molecule_queue_filled:-} ]] || molecule_fill_queue
+  for image in "${molecule_images[@]}"; do # one build at a time, before this process's worker
+    [[ -e "$molecule_queue.ready-$image" ]] || molecule_image_ready "$image"
   done
-  cat .build/molecule/debian12.report .build/molecule/debian13.report
+  if [[ -z $demo_pid ]]; then # no worker beside: two here
+    molecule_worker 2 &
+    pid=$!
+  fi
+  molecule_worker 1 || failed=1
+  if [[ -n $pid ]]; then wait "$pid" || failed=1; fi
+  if [[ -n $demo_pid ]]; then # the worker beside, after the demo
+    wait "$demo_pid" || failed=1
+    demo_pid=""
+  fi
+  cat .build/molecule/worker-*.report 2>/dev/null
   local row
   while read -r row; do timings+=("  $row"); done < <(sort .build/molecule/timings 2>/dev/null)
+  local ran
+  ran=$(grep -c . .build/molecule/timings 2>/dev/null || true)
+  if [[ -s $molecule_queue || $ran != "$(cat "$molecule_queue.count")" ]]; then
+    echo "Molecule ran ${ran:-0} of $(cat "$molecule_queue.count") jobs; never run:" >&2
+    cat "$molecule_queue" >&2
+    failed=1
+  fi
   if ((failed)); then
     for log in .build/molecule/*-*.log; do
       if grep -q "FAILED\|fatal:" "$log"; then
@@ -252,12 +333,26 @@ for stage in "${stages[@]}"; do
 done
 if ((${#stages[@]} > 1)) && [[ " ${stages[*]} " == *" demo "* ]]; then
   mkdir -p .build/demo
-  rm -f .build/demo/stage.seconds
+  rm -f .build/demo/stage.seconds .build/demo/stage.status
+  with_molecule=""
+  if [[ " ${stages[*]} " == *" molecule "* ]]; then
+    molecule_fill_queue
+    with_molecule=yes
+  fi
   (
     began=$SECONDS
     status=0
     bash scripts/test.sh demo >.build/demo/stage.log 2>&1 || status=$?
     echo "$((SECONDS - began))" >.build/demo/stage.seconds
+    if ((status == 0)) && [[ -n $with_molecule ]]; then
+      # The lab's image, built by the demo; the first job of the queue is its default scenario.
+      # Ready before the demo's status is out: the molecule stage then never builds it as well.
+      molecule_image_ready "${molecule_images[0]}" >.build/molecule/worker-2.build.log 2>&1 || status=$?
+    fi
+    echo "$status" >.build/demo/stage.status
+    if ((status == 0)) && [[ -n $with_molecule ]]; then
+      molecule_worker 2 || status=$?
+    fi
     exit "$status"
   ) &
   demo_pid=$!
@@ -271,6 +366,7 @@ for stage in "${stages[@]}"; do
   current=$stage
   "stage_$stage" # errexit holds inside: a failing command ends the run here
   timings+=("$stage $((SECONDS - start))")
+  current=""
 done
 current=""
 join_demo
