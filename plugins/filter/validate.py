@@ -35,8 +35,9 @@ def identity_refusals(names, variable):
 # HAProxy or systemd syntax: (the whole value, fullmatch; the characters it
 # may hold at all, to name the first one that is not; what it is). Each
 # pattern reads a value in one way only, so that refusing one takes as long
-# as reading it (no nested repetition). None of them admits whitespace, a control character, '"', "'", ';', '{', '}', '#'
-# or a backslash; only "header" admits '$' (an nginx variable, "$host").
+# as reading it (no nested repetition). None of them admits whitespace, a
+# control character, '"', "'", ';', '{', '}', '#' or a backslash; only
+# "header" admits '$' (an nginx variable, "$host").
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _HOST = r"(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})"
 _ADDRESS = r"(?:[A-Za-z0-9_.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?)"

@@ -31,6 +31,15 @@ options:
         CA certificates). Adds RV(crls[].issuer_known) and RV(crls[].verified) to each CRL.
       - A bundle that holds a private key is refused.
     type: path
+  require_current:
+    description:
+      - Fail, refusing the file for deployment, when a CRL of it is past its next update, since a server that loads
+        the file (nginx C(ssl_crl), HAProxy C(crl-file), Python's C(VERIFY_CRL_CHECK_CHAIN)) then refuses every
+        client certificate. The message names each lapsed CRL's issuer and next update. Nothing else is returned.
+      - The service roles read their CRL files this way before they change anything.
+    type: bool
+    default: false
+    version_added: 0.3.0
 seealso:
   - module: fleet.mtls.crl
   - module: fleet.mtls.certificate_request
@@ -42,10 +51,10 @@ EXAMPLES = r"""
     path: /etc/fleet-mtls/certs/crls.pem
   register: crls
 
-- name: Fail when a CRL has lapsed
-  ansible.builtin.assert:
-    that: not crls.expired
-    fail_msg: "a CRL in /etc/fleet-mtls/certs/crls.pem is past its next update: {{ crls.next_update }}"
+- name: Refuse to deploy a file with a CRL past its next update (the task fails, naming it)
+  fleet.mtls.crl_info:
+    path: /etc/fleet-mtls/certs/crls.pem
+    require_current: true
 
 - name: Warn a day before the first CRL lapses
   ansible.builtin.debug:
@@ -146,6 +155,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
+from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
 def read_crls(module):
@@ -159,6 +169,11 @@ def read_crls(module):
         anchors = _crl.load_ca_certificates(_files.read_required(params["ca_certificates_path"], "CA certificates"),
                                             source="CA certificates %s" % params["ca_certificates_path"])
     facts = _crl.describe_crl_file(data, anchors, now, source=source)
+    if params["require_current"] and facts["expired"]:
+        lapsed = ["%s lapsed at %s" % (crl["issuer"], crl["next_update"]) for crl in facts["crls"] if crl["expired"]]
+        raise PkiError("Refusing to deploy %s: a CRL in it is past its next update (%s): a server that loads it"
+                       " refuses every client certificate. Publish current CRLs first (fleet.mtls.rotate)."
+                       % (params["path"], "; ".join(lapsed)))
     return dict(changed=False, **facts)
 
 
@@ -168,6 +183,7 @@ def main():
             [],
             path=dict(type="path", required=True),
             ca_certificates_path=dict(type="path"),
+            require_current=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

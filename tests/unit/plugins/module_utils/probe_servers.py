@@ -3,14 +3,19 @@
 """Real TLS servers on 127.0.0.1 for the tls_probe tests, and the certificates they use.
 
 Every server listens on an ephemeral loopback port, bounds each of its waits,
-and is stopped by the test fixture that started it.
+and is stopped by the test fixture that started it. An openssl s_server also
+ends with the process that started it: a test runner that forks a process
+per test (ansible-test units) never runs a module fixture's teardown.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -326,6 +331,16 @@ def unused_port():
     return port
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _end_with_parent():
+    """In the child before exec: SIGTERM when the process that started it ends (Linux; elsewhere nothing)."""
+    name = ctypes.util.find_library("c")
+    if name:
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class OpenSSLServer(object):
     """``openssl s_server -www`` on an ephemeral loopback port; the port is read from its ACCEPT line."""
 
@@ -339,7 +354,10 @@ class OpenSSLServer(object):
         if crl:
             args += ["-CRL", pki.crl_path, "-crl_check"]
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        # preexec_fn calls prctl() only.
+        # pylint: disable-next=subprocess-popen-preexec-fn
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=_end_with_parent)
         self.port = None
         deadline = time.monotonic() + 10
         while self.port is None and time.monotonic() < deadline:

@@ -76,6 +76,24 @@ def test_an_expired_crl_is_told_and_makes_the_file_expired(tmp_path, pki, run_mo
     assert result["next_update"] == expired["next_update"]
 
 
+def test_require_current_refuses_a_file_with_a_lapsed_crl_naming_it(tmp_path, pki, run_module):
+    path = tmp_path / "crls.pem"
+    lapsed = crl_of(pki.issuing, pki.issuing_key, number=3, signed=c.utcnow() - 10 * DAY, days=7)
+    path.write_bytes(crl_of(pki.root, pki.root_key, days=30) + lapsed)
+    before = path.read_bytes()
+    result = run_module(dict(path=str(path), require_current=True))
+    assert result.get("failed"), result
+    assert result["msg"].startswith("Refusing to deploy %s: a CRL in it is past its next update (CN=Test Issuing"
+                                    " lapsed at " % path), result["msg"]
+    assert "CN=Test Root" not in result["msg"] and "crls" not in result
+    assert path.read_bytes() == before
+
+
+def test_require_current_passes_current_crls(crls, run_module):
+    result = run_module(dict(path=str(crls), require_current=True))
+    assert not result.get("failed") and result["expired"] is False and result["count"] == 2, result
+
+
 def test_a_crl_without_number_nor_key_identifier_says_null(tmp_path, pki, run_module):
     now = c.utcnow().replace(microsecond=0)
     bare = (x509.CertificateRevocationListBuilder().issuer_name(pki.issuing.subject).last_update(now)
