@@ -215,9 +215,10 @@ PY
 
 # Molecule: every scenario (each directory with a molecule.yml) on each image, as jobs that
 # up to two workers take from one queue (.build/molecule/queue). A worker takes the first job
-# whose image is built and used by no other worker: a scenario's containers and network are
-# named after its image, so two scenarios of one image never run at once, and the two
-# images' default scenarios, the longest, are taken first. The runs mostly wait on booting
+# whose image is built and used by no other worker, so that the two images' default
+# scenarios, the longest, are taken first and run side by side. (Each scenario and image has
+# containers, a network and a subnet of its own, so two scenarios of one image could also
+# run at once; that has not been tried in a full run.) The runs mostly wait on booting
 # hosts and timed load, so two fit on 2 cores. In a full run the worker beside starts once
 # the demo has passed (the stages before molecule use about one core); this process's
 # worker starts with the molecule stage.
