@@ -35,14 +35,25 @@ revoked by the CRL of any CA of its chain, a chain with a CA whose CRL is
 missing ("unable to get certificate CRL"), and a CRL past its next update
 ("CRL has expired"); it also clears ``ssl.VERIFY_X509_PARTIAL_CHAIN`` (set by
 Python 3.13), so that the chain always runs up to the root whose CRL is in
-the file. gunicorn builds a context per connection, so the file is read per
-connection and a CRL replaced atomically holds from the next one. How the
-context gets there depends on gunicorn:
+the file. Each worker builds that context once and shares it among its
+connections (:class:`WorkerContext`), so that TLS sessions resume; before
+each connection it looks at the CA bundle and the CRL file (``os.stat``), and
+builds a new context when either was replaced or changed. Sessions resume
+by TLS session tickets, sealed with a key OpenSSL makes with the context, so
+a session ends with its context: no session from before a change of trust
+(a CRL revoking a client, a new bundle) resumes, each client makes a full
+handshake, checked against the new files. A change of mode (strict) or of
+certificate comes with a reload, hence new workers and new contexts. A
+session resumes only on the worker that made it. The context's connections
+end with a TLS close_notify (:class:`CloseNotifySocket`; gunicorn sends
+none): a client that reads a response to its end, and takes an end without
+close_notify for an error (Python on Debian 13, by default), would otherwise
+drop its session. How the context gets there depends on gunicorn:
 
 - gunicorn 21 and later build each connection's context in
   ``gunicorn.sock.ssl_context()``, which calls the ``ssl_context`` server hook;
-  the role's configuration defines that hook as
-  ``check_revocation(default_ssl_context_factory())``.
+  the role's configuration defines that hook as :func:`worker_ssl_context`:
+  ``check_revocation(default_ssl_context_factory())``, kept per worker.
 - gunicorn 20.1 (Debian 12) has no such hook: its sync worker wraps each
   connection with ``ssl.wrap_socket(client, server_side=True,
   **cfg.ssl_options)``, ``ssl`` being the global of module
@@ -52,7 +63,7 @@ context gets there depends on gunicorn:
   ``ssl`` except ``wrap_socket``, which builds the context as gunicorn 23 does
   (:func:`server_context`: the CA bundle only, never the system's trust
   store; the worker's pinned certificate; ``cert_reqs``; ``ciphers``), adds the
-  CRL check, and wraps the socket with it.
+  CRL check, keeps it per worker as above, and wraps the socket with it.
 
 Either way :class:`SyncWorker` builds one context as a connection would when
 it starts, and refuses to serve (the worker fails to boot) when that context
@@ -73,7 +84,7 @@ import time
 
 __all__ = ["IdentityMiddleware", "peer_identity", "configure", "create_access_log", "AccessLog",
            "pin_server_certificate", "check_revocation", "checks_crls", "server_context", "WrapSocketShim",
-           "install_wrap_socket_shim"]
+           "install_wrap_socket_shim", "WorkerContext", "worker_ssl_context", "CloseNotifySocket"]
 
 ENVIRON_KEYS = {
     "verify": "fleet_mtls.verify",
@@ -399,6 +410,111 @@ def server_context(certfile, keyfile=None, ca_certs=None, cert_reqs=ssl.CERT_NON
     return context
 
 
+def _file_signature(path):
+    """What changes when a file is replaced (the certificate role renames a new one in place) or edited."""
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+class CloseNotifySocket(ssl.SSLSocket):
+    """A server-side TLS connection that ends with a close_notify, and never waits for the client's.
+
+    gunicorn closes a connection with ``close()`` alone: the socket's file
+    descriptor is closed without a TLS close_notify, so the client reads a
+    bare end of stream. A client that does not take that for a clean end
+    (OpenSSL 3 without ``SSL_OP_IGNORE_UNEXPECTED_EOF``: Python's default
+    client context on Debian 13, not on Debian 12) reports "unexpected eof
+    while reading", and OpenSSL 3.5 (Debian 13) then marks the session it
+    got on that connection not resumable.
+
+    When the socket is really closed (``_real_close``, which ``close()``
+    calls once no ``makefile()`` holds the socket) after a completed
+    handshake, it sets the socket non-blocking and shuts TLS down once: the
+    first ``SSL_shutdown`` writes close_notify, the second tries to read the
+    client's and, finding none yet, ends at once with ``SSLWantReadError``;
+    a close_notify the client already sent ends it cleanly. Either way the
+    socket is then closed as before, so a sync worker never waits on a
+    client. Any error of the shutdown (``OSError``, ``ValueError``: a
+    client gone, a full send buffer, a connection that failed) is left
+    unreported: the connection is being closed, and gunicorn ignores errors
+    of ``close()`` too. A handshake that did not complete (a refused
+    certificate) gets no close_notify, and neither does a connection
+    gunicorn aborts with ``shutdown()`` (an error after the response's
+    headers), which drops the TLS object first: its client sees a truncated
+    response as such.
+
+    Installed with the documented ``SSLContext.sslsocket_class`` attribute on
+    the context :class:`WorkerContext` hands out: both gunicorn's
+    ``ssl_wrap_socket()`` (21 and later) and :class:`WrapSocketShim`
+    (20.1) wrap with ``context.wrap_socket()``.
+    """
+
+    def _real_close(self):
+        sslobj = self._sslobj
+        if sslobj is not None and sslobj.version() is not None:  # version(): None until the handshake completes
+            try:
+                self.setblocking(False)
+                sslobj.shutdown()
+            except (OSError, ValueError):
+                pass
+        super()._real_close()
+
+
+class WorkerContext:
+    """A worker's TLS context: built once, shared by its connections, built again when its trust files change.
+
+    gunicorn builds a new context for every connection: each handshake then
+    reads and parses the CA bundle, the CRLs and the certificate again, and
+    no TLS session can resume, since a session lives in the context that made
+    it. get() returns the context it built last while the files it was built
+    from (``paths``: the CA bundle and the CRL file) and ``options`` are
+    unchanged, and builds a new one otherwise. The new context's
+    session-ticket key and session cache are new, so a session from before
+    the change cannot resume: the client makes a full handshake, verified
+    against the new files. Every context it returns wraps connections as
+    :class:`CloseNotifySocket`, so that clients keep their sessions.
+
+    A file that cannot be read is never cached around: build() runs, and
+    fails as gunicorn's own per-connection build would. A file replaced
+    while get() builds is seen at the next connection, which builds again.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key = None
+        self._context = None
+
+    def get(self, build, paths, options=()):
+        try:
+            key = (tuple(options), tuple((path, _file_signature(path)) for path in paths if path))
+        except OSError:
+            key = None
+        with self._lock:
+            if key is None or key != self._key:
+                self._context = self._key = None
+                context = build()
+                context.sslsocket_class = CloseNotifySocket
+                if key is None:
+                    return context
+                self._context, self._key = context, key
+            return self._context
+
+
+# The context of this process's connections (a worker's, after the fork).
+_worker_context = WorkerContext()
+
+
+def worker_ssl_context(conf, default_ssl_context_factory, crl_path=None):
+    """The ``ssl_context`` hook of gunicorn 21 and later: gunicorn's context plus the CRL check, kept per worker.
+
+    ``crl_path`` defaults to the one given to configure().
+    """
+    crl_path = crl_path or _settings["crl_path"]
+    return _worker_context.get(
+        lambda: check_revocation(default_ssl_context_factory(), crl_path),
+        (conf.ca_certs, crl_path), (conf.certfile, conf.keyfile, conf.cert_reqs, conf.ciphers))
+
+
 class WrapSocketShim:
     """Module ``ssl`` as gunicorn 20.1's sync worker sees it, with a ``wrap_socket`` that checks CRLs.
 
@@ -415,6 +531,7 @@ class WrapSocketShim:
     def __init__(self, module=ssl, crl_path=None):
         self._module = module
         self._crl_path = crl_path
+        self._context = WorkerContext()
 
     def __getattr__(self, name):
         if name == "_module":  # not yet set (copy, pickle): never recurse
@@ -422,11 +539,14 @@ class WrapSocketShim:
         return getattr(self._module, name)
 
     def context(self, certfile=None, keyfile=None, ca_certs=None, cert_reqs=ssl.CERT_NONE, ciphers=None, **_ignored):
-        """The context for one connection, from gunicorn's ``cfg.ssl_options``.
+        """The context for a connection, from gunicorn's ``cfg.ssl_options``: kept per worker (WorkerContext).
 
         ``ssl_version`` is not used, as in gunicorn 23 (create_default_context's protocol).
         """
-        return check_revocation(server_context(certfile, keyfile, ca_certs, cert_reqs, ciphers), self._crl_path)
+        crl_path = self._crl_path or _settings["crl_path"]
+        return self._context.get(
+            lambda: check_revocation(server_context(certfile, keyfile, ca_certs, cert_reqs, ciphers), crl_path),
+            (ca_certs, crl_path), (certfile, keyfile, cert_reqs, ciphers))
 
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, suppress_ragged_eofs=True, **options):
         if not server_side:

@@ -12,8 +12,7 @@ or run the tests with gunicorn importable. Otherwise they are skipped.
 
 from __future__ import annotations
 
-import datetime
-import importlib.util
+import contextlib
 import json
 import os
 import signal
@@ -26,129 +25,11 @@ import time
 import types
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "python_service")
-FILES = os.path.abspath(os.path.join(ROLE, "files"))
+from gunicorn_harness import FILES, Gunicorn, Pki, free_port, gunicorns, render_configuration
+
 sys.path.insert(0, FILES)
 import fleet_mtls_identity  # noqa: E402
-
-NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-DAY = datetime.timedelta(days=1)
-
-
-# --- a tiny CA ---------------------------------------------------------------
-
-def _pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-class Authority:
-    """A CA: its key and certificate; issues certificates and CRLs."""
-
-    def __init__(self, name, parent=None):
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        issuer = parent or self
-        builder = self._builder(self.name, self.key.public_key(), issuer, NOW - DAY, NOW + 30 * DAY)
-        builder = (builder.add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0),
-                                         critical=True)
-                   .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                                key_cert_sign=True, crl_sign=True, encipher_only=False,
-                                                decipher_only=False), critical=True))
-        self.cert = builder.sign(issuer.key if parent else self.key, hashes.SHA256())
-
-    def _builder(self, subject, public_key, issuer, not_before, not_after):
-        issuer_key = issuer.key.public_key()
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.name).public_key(public_key)
-                .serial_number(x509.random_serial_number()).not_valid_before(not_before)
-                .not_valid_after(not_after)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False))
-
-    def issue(self, common_name, usage):
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        sans = [x509.DNSName(common_name)] + ([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
-                                              if usage == ExtendedKeyUsageOID.SERVER_AUTH else [])
-        cert = (self._builder(name, key.public_key(), self, NOW - DAY, NOW + 10 * DAY)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .sign(self.key, hashes.SHA256()))
-        return cert, key
-
-    def crl(self, revoked=(), number=1, last_update=None, next_update=None):
-        last_update = last_update or NOW - datetime.timedelta(hours=1)
-        next_update = next_update or NOW + 7 * DAY
-        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.name)
-                   .last_update(last_update).next_update(next_update)
-                   .add_extension(x509.CRLNumber(number), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                                  critical=False))
-        for cert in revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(last_update)
-                .build())
-        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-
-class Pki:
-    """Root -> issuing -> server, client "good", client "revoked"; and an outside CA with a client of its own."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.root = Authority("Test Root CA")
-        self.issuing = Authority("Test Issuing CA", parent=self.root)
-        self.outside = Authority("Outside Root CA")
-        self.paths = {}
-        server, server_key = self.issuing.issue("localhost", ExtendedKeyUsageOID.SERVER_AUTH)
-        self.write("server.combined.pem", _pem(server) + _pem(self.issuing.cert) + _key_pem(server_key))
-        self.clients = {}
-        for name in ("good", "revoked"):
-            cert, key = self.issuing.issue(name, ExtendedKeyUsageOID.CLIENT_AUTH)
-            self.clients[name] = cert
-            self.write("%s.pem" % name, _pem(cert) + _pem(self.issuing.cert) + _key_pem(key))
-        cert, key = self.outside.issue("outsider", ExtendedKeyUsageOID.CLIENT_AUTH)
-        self.write("outsider.pem", _pem(cert) + _key_pem(key))
-        self.write("outside-ca.pem", _pem(self.outside.cert))
-        self.write("ca-bundle.pem", _pem(self.root.cert))
-        self.write("ca-bundle-with-issuing.pem", _pem(self.root.cert) + _pem(self.issuing.cert))
-        self.write("crls.pem", self.crls())
-
-    def crls(self, revoked=None, issuing=True, lapsed=False):
-        """The CRL file the certificate role writes: the root's CRL and the issuing CA's (revoking "revoked")."""
-        revoked = [self.clients["revoked"]] if revoked is None else revoked
-        pem = self.root.crl()
-        if issuing:
-            if lapsed:
-                pem += self.issuing.crl(revoked, number=2, last_update=NOW - 3 * DAY, next_update=NOW - DAY)
-            else:
-                pem += self.issuing.crl(revoked, number=3)
-        return pem
-
-    def write(self, name, data):
-        path = os.path.join(self.dir, name)
-        with open(path + ".tmp", "wb") as handle:
-            handle.write(data)
-        os.rename(path + ".tmp", path)  # as the certificate role replaces files: atomically
-        self.paths[name] = path
-        return path
-
-    def path(self, name):
-        return self.paths[name]
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +47,18 @@ def _server_context(pki, crl="crls.pem", bundle="ca-bundle.pem", cert_reqs=ssl.C
     return context
 
 
-def _client_context(pki, client, maximum=None):
+def _client_context(pki, client, maximum=None, strict_eof=False):
+    """A client context presenting client's certificate; strict_eof: an end without close_notify is an error.
+
+    strict_eof clears ``ssl.OP_IGNORE_UNEXPECTED_EOF``, as Python's default client context on Debian 13 has it
+    (OpenSSL then reports "unexpected eof while reading"; OpenSSL 3.5 also drops the connection's session).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     if maximum is not None:
         context.maximum_version = maximum
+    if strict_eof:
+        context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     if client is not None:
         context.load_cert_chain(pki.path("%s.pem" % client))
     return context
@@ -341,6 +229,172 @@ def test_check_revocation_defaults_to_the_configured_file(pki):
     assert fleet_mtls_identity._settings["crl_path"] is None
 
 
+# --- one context per worker: shared by its connections, new when the trust files change ---
+
+class _Conf:
+    """The settings gunicorn passes to its ssl_context hook (cfg), as the role sets them."""
+
+    def __init__(self, pki, crl="crls.pem", cert_reqs=ssl.CERT_REQUIRED):
+        self.certfile, self.keyfile = pki.path("server.combined.pem"), None
+        self.ca_certs, self.cert_reqs, self.ciphers = pki.path("ca-bundle.pem"), cert_reqs, None
+        self.crl = pki.path(crl)
+
+
+def _factory(conf, built):
+    """gunicorn 23's default_ssl_context_factory for conf, counting the contexts it builds in built."""
+    def factory():
+        built.append(1)
+        return fleet_mtls_identity.server_context(conf.certfile, conf.keyfile, conf.ca_certs, conf.cert_reqs)
+    return factory
+
+
+def _hook(conf, built):
+    return fleet_mtls_identity.worker_ssl_context(conf, _factory(conf, built), conf.crl)
+
+
+@pytest.fixture
+def fresh_worker(monkeypatch):
+    """A worker process's state as after its fork: no context yet."""
+    monkeypatch.setattr(fleet_mtls_identity, "_worker_context", fleet_mtls_identity.WorkerContext())
+
+
+def test_a_worker_builds_its_context_once_and_again_when_a_trust_file_changes(pki, fresh_worker):
+    pki.write("worker-crls.pem", pki.crls())
+    conf, built = _Conf(pki, crl="worker-crls.pem"), []
+    first = _hook(conf, built)
+    assert _hook(conf, built) is first and len(built) == 1
+    assert fleet_mtls_identity.checks_crls(first)
+    pki.write("worker-crls.pem", pki.crls())  # the same content, a new file (as the certificate role writes one)
+    second = _hook(conf, built)
+    assert second is not first and len(built) == 2
+    assert _hook(conf, built) is second
+    conf.cert_reqs = ssl.CERT_OPTIONAL  # another setting: another context
+    assert _hook(conf, built) is not second and len(built) == 3
+
+
+def test_a_missing_trust_file_is_never_cached_around(pki, fresh_worker, tmp_path):
+    conf, built = _Conf(pki), []
+    _hook(conf, built)
+    conf.crl = str(tmp_path / "gone.pem")
+    for _attempt in range(2):
+        with pytest.raises(FileNotFoundError):
+            _hook(conf, built)
+    assert len(built) == 3  # built each time, and each time refused by check_revocation
+
+
+def _resume(server_context, client_context, session=None):
+    """A handshake in memory offering session; (the server's exception or None, reused, the client's session)."""
+    server_in, server_out, client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context.wrap_bio(server_in, server_out, server_side=True)
+    client = client_context.wrap_bio(client_in, client_out, server_hostname="localhost", session=session)
+    error = None
+    for _round in range(20):
+        for side in (client, server):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                if side is server:
+                    error = error or exc
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    if error is None:
+        # TLS 1.3 sends the session after the handshake: the client reads it with its first read.
+        server.write(b"x")
+        client_in.write(server_out.read())
+        client.read(1)
+    return error, client.session_reused, client.session
+
+
+@pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
+def test_sessions_resume_on_the_worker_context_and_end_with_a_change_of_trust(pki, fresh_worker, maximum):
+    pki.write("resume-crls.pem", pki.crls())
+    conf = _Conf(pki, crl="resume-crls.pem")
+    client = _client_context(pki, "good", maximum)
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    error, reused, session = _resume(_hook(conf, []), client)
+    assert error is None and not reused and session is not None
+    error, reused, _session = _resume(_hook(conf, []), client, session)
+    assert error is None and reused  # the worker's one context: its connections resume
+    # The CRL now revokes the session's certificate: a new context, where the session is unknown; the client
+    # makes a full handshake and is refused.
+    pki.write("resume-crls.pem", pki.crls(revoked=[pki.clients["revoked"], pki.clients["good"]]))
+    error, reused, _session = _resume(_hook(conf, []), client, session)
+    assert not reused
+    assert isinstance(error, ssl.SSLCertVerificationError) and error.verify_message == "certificate revoked"
+
+
+def _read_to_eof(tls):
+    """What tls reads up to its end: (the data, None), or (the data before it, the TLS error that ended it)."""
+    data = b""
+    try:
+        while True:
+            chunk = tls.recv(4096)
+            if not chunk:
+                return data, None
+            data += chunk
+    except ssl.SSLError as exc:
+        return data, exc
+
+
+def _serve_once(server_context, client_context, session=None):
+    """One request over loopback TCP, served as gunicorn's sync worker does: recv, sendall, close().
+
+    The client reads the response to its end (no ragged end suppressed). Returns (what it read, the error that
+    ended its read or None, whether its session resumed, its session).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    answer = {}
+
+    def client():
+        with socket.create_connection(listener.getsockname(), timeout=10) as raw:
+            with client_context.wrap_socket(raw, session=session, suppress_ragged_eofs=False) as tls:
+                tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                data, error = _read_to_eof(tls)
+                answer["result"] = data, error, tls.session_reused, tls.session
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        conn, _addr = listener.accept()
+        conn.settimeout(10)
+        tls = server_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        tls.recv(1024)
+        tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        tls.close()
+    finally:
+        listener.close()
+        thread.join(10)
+    assert not thread.is_alive()
+    return answer["result"]
+
+
+@pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
+def test_the_worker_context_ends_each_connection_with_close_notify(pki, fresh_worker, maximum):
+    client = _client_context(pki, "good", maximum, strict_eof=True)
+    data, error, reused, session = _serve_once(_hook(_Conf(pki), []), client)
+    assert (data.endswith(b"\r\n\r\nok"), error, reused) == (True, None, False)
+    data, error, reused, _session = _serve_once(_hook(_Conf(pki), []), client, session)
+    assert (data.endswith(b"\r\n\r\nok"), error, reused) == (True, None, True)
+
+
+def test_a_plain_context_ends_without_close_notify(pki):
+    # What CloseNotifySocket changes: the same exchange on a context without it ends in an error of the client.
+    data, error, _reused, _session = _serve_once(_server_context(pki), _client_context(pki, "good", strict_eof=True))
+    assert data.endswith(b"\r\n\r\nok")
+    assert isinstance(error, ssl.SSLError) and "unexpected eof" in str(error).lower()
+
+
+def test_gunicorn_per_connection_contexts_would_resume_nothing(pki):
+    # What a context per connection (gunicorn's own way) gives: no session survives into the next connection.
+    client = _client_context(pki, "good")
+    error, _reused, session = _resume(_server_context(pki), client)
+    assert error is None
+    assert _resume(_server_context(pki), client, session)[1] is False
+
+
 # --- gunicorn 20.1: the wrap_socket shim, over loopback ---------------------------
 
 def _gunicorn20_ssl_options(pki, cert_reqs=ssl.CERT_REQUIRED):
@@ -456,99 +510,33 @@ def test_a_gunicorn_with_neither_hook_nor_wrap_socket_is_refused():
 
 # --- real gunicorn (20.1 and/or 23), the role's configuration template ------------
 
-def _gunicorns():
-    found = [[path] for path in os.environ.get("FLEET_MTLS_TEST_GUNICORN", "").split(os.pathsep) if path]
-    if not found and importlib.util.find_spec("gunicorn") is not None:
-        found = [[sys.executable, "-m", "gunicorn"]]
-    return found
+def _session_request(port, client_context, session=None, path="/"):
+    """GET path over TLS offering session: (the HTTP status, or the TLS error that refused it; whether it resumed;
+    the session).
 
-
-def _render_configuration(pki, tmp_path, port, crl_path):
-    jinja2 = pytest.importorskip("jinja2")
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
-                                     trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    environment.filters["to_json"] = json.dumps
-    environment.filters["unique"] = lambda items: list(dict.fromkeys(items))  # Ansible's: a list, in order
-    variables = {
-        "ansible_managed": "test", "mtls_python_service_name": "crl-test", "mtls_python_service_mode": "strict",
-        "mtls_python_service_lib_dir": FILES, "mtls_python_service_app_dir": FILES,
-        "mtls_python_service_app": "fleet_mtls_demo:app",
-        "mtls_python_service_worker_class": "fleet_mtls_identity.SyncWorker",
-        "mtls_python_service_bind_address": "127.0.0.1", "mtls_python_service_port": port,
-        "mtls_python_service_workers": 1, "mtls_python_service_timeout": 30,
-        "mtls_python_service_graceful_timeout": 5,
-        "mtls_python_service_certificate_path": pki.path("server.combined.pem"),
-        "mtls_python_service_key_path": None, "mtls_python_service_ca_bundle_path": pki.path("ca-bundle.pem"),
-        "mtls_python_service_crl_path": crl_path, "mtls_python_service_access_log": str(tmp_path / "access.json"),
-        "mtls_python_service_site": "crl-test", "mtls_python_service_allowed_spiffe_ids": [],
-        "mtls_python_service_allowed_common_names": [],
-    }
-    path = tmp_path / "gunicorn.conf.py"
-    path.write_text(environment.get_template("gunicorn.conf.py.j2").render(variables))
-    return path
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    The response is read to its end; an end the client context takes for an error (strict_eof) counts as one.
+    """
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with client_context.wrap_socket(raw, session=session, suppress_ragged_eofs=False) as tls:
+                tls.sendall(b"GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" % path.encode("ascii"))
+                data, error = _read_to_eof(tls)
+                if error is not None:
+                    raise error
+                if not data.startswith(b"HTTP/"):
+                    return "refused: no answer", tls.session_reused, None
+                return int(data.split(b" ", 2)[1]), tls.session_reused, tls.session
+    except (ssl.SSLError, OSError) as exc:
+        return "refused: %s" % exc, False, None
 
 
 def _request(pki, port, client):
-    """GET / from client over TLS: the HTTP status (int), or the TLS error that refused it (str)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with _client_context(pki, client).wrap_socket(raw) as tls:
-                tls.sendall(b"GET /crl HTTP/1.0\r\nHost: localhost\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-    except (ssl.SSLError, OSError) as exc:
-        return "refused: %s" % exc
-    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else "refused: no answer"
+    """GET /crl from client over TLS: the HTTP status (int), or the TLS error that refused it (str)."""
+    return _session_request(port, _client_context(pki, client), path="/crl")[0]
 
 
-class Gunicorn:
-    def __init__(self, command, config, log_path):
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(command + ["--config", str(config)], cwd=os.path.dirname(str(config)),
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, port, timeout=30, booted=1, also=""):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError("gunicorn exited (%s):\n%s" % (self.process.returncode, self.output()))
-            if self.output().count("Booting worker") >= booted and also in self.output():
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    time.sleep(0.5)  # the worker's init_process (the CRL self-check) after its boot line
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        raise AssertionError("gunicorn did not start:\n%s" % self.output())
-
-    def output(self):
-        with open(self.log_path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()  # the arbiter stops its workers
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)  # the group of the arbiter started here
-                self.process.wait(5)
-        self.log.close()
-
-
-@pytest.fixture(params=_gunicorns() or [None], ids=lambda command: " ".join(command) if command else "no-gunicorn")
+@pytest.fixture(params=gunicorns() or [None], ids=lambda command: " ".join(command) if command else "no-gunicorn")
 def gunicorn_command(request):
     if request.param is None:
         pytest.skip("gunicorn is not importable and FLEET_MTLS_TEST_GUNICORN names none")
@@ -560,12 +548,25 @@ def _access_log(tmp_path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
-    crl = pki.write("gunicorn-crls.pem", pki.crls())
-    port = _free_port()
-    server = Gunicorn(gunicorn_command, _render_configuration(pki, tmp_path, port, crl), tmp_path / "gunicorn.log")
+@contextlib.contextmanager
+def _serving(pki, tmp_path, gunicorn_command, crl_name, **configuration):
+    """gunicorn with the role's configuration, checking the CRL file crl_name (written anew), ready: (server, port).
+
+    configuration: more arguments of render_configuration(). Stops it at the end.
+    """
+    crl = pki.write(crl_name, pki.crls())
+    port = free_port()
+    server = Gunicorn(gunicorn_command, render_configuration(pki, tmp_path, port, crl, **configuration),
+                      tmp_path / "gunicorn.log")
     try:
         server.wait_ready(port)
+        yield server, port
+    finally:
+        server.stop()
+
+
+def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
+    with _serving(pki, tmp_path, gunicorn_command, "gunicorn-crls.pem") as (server, port):
         assert _request(pki, port, "good") == 200
         refused = _request(pki, port, "revoked")
         assert str(refused).startswith("refused"), refused
@@ -584,8 +585,6 @@ def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
         assert _request(pki, port, "good") == 200
         time.sleep(0.3)
         log = _access_log(tmp_path)
-    finally:
-        server.stop()
     verdicts = [(entry["tls_client_verify"], entry["status"]) for entry in log]
     assert verdicts == [("SUCCESS", 200), ("FAILED:certificate revoked", 0), ("FAILED:certificate revoked", 0),
                         ("FAILED:CRL has expired", 0), ("SUCCESS", 200),
@@ -593,10 +592,89 @@ def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
     assert "TLS handshake refused from 127.0.0.1: FAILED:certificate revoked" in server.output()
 
 
+@pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
+def test_gunicorn_resumes_sessions_with_the_identity_not_past_a_reload_or_revocation(
+        pki, tmp_path, gunicorn_command, maximum):
+    # One worker (a session resumes on the worker that made it), allow-list: good only.
+    good, other = _client_context(pki, "good", maximum), _client_context(pki, "other", maximum)
+    with _serving(pki, tmp_path, gunicorn_command, "resume-gunicorn-crls.pem",
+                  allowed_common_names=["good"]) as (server, port):
+        status, reused, good_session = _session_request(port, good)
+        assert (status, reused) == (200, False)
+        status, reused, _session = _session_request(port, good, good_session)
+        assert (status, reused) == (200, True), server.output()
+        # A resumed session carries its certificate's identity into the allow-list: other stays refused.
+        status, reused, other_session = _session_request(port, other)
+        assert (status, reused) == (403, False)
+        assert _session_request(port, other, other_session)[:2] == (403, True)
+        # A reload (a switch of mode, a renewed certificate): new workers, new contexts, no session from before.
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_ready(port, booted=2, also="Worker exiting")
+        status, reused, good_session = _session_request(port, good, good_session)
+        assert (status, reused) == (200, False)
+        # good's certificate revoked (the CRL file replaced, no reload): its session does not resume, the full
+        # handshake refuses it.
+        pki.write("resume-gunicorn-crls.pem", pki.crls(revoked=[pki.clients["revoked"], pki.clients["good"]]))
+        status, reused, _session = _session_request(port, good, good_session)
+        assert str(status).startswith("refused") and not reused
+        time.sleep(0.3)
+        log = _access_log(tmp_path)
+    seen = [(entry["tls_client_subject"], entry["tls_client_verify"], entry["status"]) for entry in log]
+    assert seen == [("CN=good", "SUCCESS", 200), ("CN=good", "SUCCESS", 200),
+                    ("CN=other", "SUCCESS", 403), ("CN=other", "SUCCESS", 403),
+                    ("CN=good", "SUCCESS", 200), ("", "FAILED:certificate revoked", 0)], server.output()
+
+
+@pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
+def test_gunicorn_ends_each_connection_with_close_notify_so_strict_clients_keep_their_session(
+        pki, tmp_path, gunicorn_command, maximum):
+    # A client that reads each response to its end and takes an end without close_notify for an error (Python on
+    # Debian 13): each read ends cleanly, and each session resumes on the next connection (with OpenSSL 3.5 it
+    # would not after an unexpected end; OpenSSL 3.0 keeps it, and reports the error).
+    client = _client_context(pki, "good", maximum, strict_eof=True)
+    with _serving(pki, tmp_path, gunicorn_command, "close-notify-crls.pem") as (server, port):
+        status, reused, session = _session_request(port, client)
+        assert (status, reused) == (200, False), server.output()
+        for _connection in range(3):
+            status, reused, session = _session_request(port, client, session)
+            assert (status, reused) == (200, True), server.output()
+
+
+# A request in a process of its own (argv: port, client PEM); prints the HTTP status line.
+_CHILD_REQUEST = """
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+context.load_cert_chain(sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw, context.wrap_socket(raw) as tls:
+    tls.sendall(b"GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+    print(tls.makefile("rb").readline().decode("ascii").strip())
+"""
+
+
+def test_a_client_that_never_reads_does_not_hold_the_worker(pki, tmp_path, gunicorn_command):
+    # One worker. A client sends its request, then neither reads nor closes: the worker's close must not wait for
+    # its close_notify. A second client, in a child process killed after 15 s (half the worker timeout, after which
+    # gunicorn's arbiter would kill a worker stuck there), is served.
+    with _serving(pki, tmp_path, gunicorn_command, "never-reads-crls.pem") as (server, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            with _client_context(pki, "good", strict_eof=True).wrap_socket(raw, suppress_ragged_eofs=False) as idle:
+                idle.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                try:
+                    second = subprocess.run([sys.executable, "-c", _CHILD_REQUEST, str(port), pki.path("good.pem")],
+                                            capture_output=True, text=True, timeout=15, check=False)
+                except subprocess.TimeoutExpired:
+                    pytest.fail("the worker was held by a client that does not read:\n%s" % server.output())
+                assert second.stdout.strip() == "HTTP/1.0 200 OK", second.stderr
+                # The idle client still gets its whole response, then the close_notify.
+                data, error = _read_to_eof(idle)
+                assert data.startswith(b"HTTP/1.0 200 OK") and error is None
+
+
 def test_gunicorn_without_crl_serves_a_revoked_client(pki, tmp_path, gunicorn_command):
     # mtls_python_service_crl_path: null (unsafe, documented): nothing checks revocation.
-    port = _free_port()
-    config = _render_configuration(pki, tmp_path, port, None)
+    port = free_port()
+    config = render_configuration(pki, tmp_path, port, None)
     assert "def ssl_context" not in config.read_text()
     server = Gunicorn(gunicorn_command, config, tmp_path / "gunicorn.log")
     try:
@@ -611,8 +689,8 @@ def test_gunicorn_worker_refuses_to_serve_without_the_hook(pki, tmp_path, gunico
     # the worker does not boot rather than serve without the check. On gunicorn 20.1 the shim does the check
     # without the hook.
     crl = pki.write("gunicorn-crls.pem", pki.crls())
-    port = _free_port()
-    config = _render_configuration(pki, tmp_path, port, crl)
+    port = free_port()
+    config = render_configuration(pki, tmp_path, port, crl)
     text = config.read_text()
     config.write_text(text[:text.index("\n\ndef ssl_context")] + "\n")
     server = Gunicorn(gunicorn_command, config, tmp_path / "gunicorn.log")
