@@ -2,7 +2,7 @@
 
 usage: resume_probe.py --ca CA --cert CERT --key KEY --ready FILE --go FILE
                        [--fresh-cert CERT --fresh-key KEY] [--tls 1.2|1.3]
-                       [--path /] [--wait S] HOST:PORT
+                       [--path /] [--wait S] [--attempts N] HOST:PORT
 
 One process, so that it can keep its session across the change:
   1. "first": a full handshake with CERT, one request;
@@ -13,6 +13,11 @@ One process, so that it can keep its session across the change:
   5. "fresh_after": a full handshake with --fresh-cert (default CERT).
 Each step gives whether the session was reused and the HTTP status, or the
 error that ended it (a refused handshake). Prints one JSON object.
+Steps 2 and 4 offer the session up to --attempts times (default 1), until it
+resumes: on a server of several processes that each keep their own sessions
+(gunicorn's workers), a connection resumes only on the one that made it. The
+step then gives the attempt that resumed, or else the first one, and how
+many were made.
 Every connection sets TCP_NODELAY and sends "Connection: close".
 """
 import argparse
@@ -34,6 +39,7 @@ parser.add_argument("--go", required=True)
 parser.add_argument("--tls", choices=["1.2", "1.3"], default="1.3")
 parser.add_argument("--path", default="/")
 parser.add_argument("--wait", type=float, default=120.0)
+parser.add_argument("--attempts", type=int, default=1, help="offer the session up to N times (steps 2 and 4)")
 parser.add_argument("target")
 args = parser.parse_args()
 host, _colon, port = args.target.rpartition(":")
@@ -73,11 +79,23 @@ def request(ctx, session=None):
     return result, None
 
 
+def offer(ctx, session):
+    """The session offered up to --attempts times: (the attempt that resumed, else the first; its session)."""
+    tried = []
+    for _attempt in range(max(1, args.attempts)):
+        result, new_session = request(ctx, session)
+        tried.append((result, new_session))
+        if result["reused"]:
+            break
+    result, new_session = tried[-1] if tried[-1][0]["reused"] else tried[0]
+    return dict(result, attempts=len(tried)), new_session
+
+
 ctx = context(args.cert, args.key)
 report = {}
 report["first"], session = request(ctx)
-report["resumed_before"], resumed = request(ctx, session)
-session = resumed or session
+report["resumed_before"], resumed = offer(ctx, session)
+session = resumed if report["resumed_before"]["reused"] else session
 
 with open(args.ready, "w", encoding="ascii") as ready:
     ready.write("ready\n")
@@ -89,7 +107,7 @@ while not os.path.exists(args.go):
         sys.exit(2)
     time.sleep(0.2)
 
-report["resumed_after"], _session = request(ctx, session)
+report["resumed_after"], _session = offer(ctx, session)
 fresh = context(args.fresh_cert or args.cert, args.fresh_key or args.key)
 report["fresh_after"], _session = request(fresh)
 print(json.dumps(report))
