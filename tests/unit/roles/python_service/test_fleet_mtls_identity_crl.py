@@ -166,7 +166,8 @@ def test_permissive_serves_a_client_without_a_certificate_but_not_a_revoked_one(
 
 
 def test_the_crl_is_read_for_every_new_context(pki):
-    # gunicorn builds a context per connection: a CRL file replaced (atomically) holds from the next one.
+    # Each context built reads the file: a CRL file replaced (atomically) holds from the next context (a worker builds
+    # one as soon as the file changes).
     pki.write("changing.pem", pki.crls())
     assert _handshake(_server_context(pki, crl="changing.pem"), _client_context(pki, "good")) is None
     pki.write("changing.pem", pki.crls(revoked=[pki.clients["good"]]))
