@@ -17,6 +17,8 @@ requirements="$repo/tests/requirements.txt"
 # prometheus: its promtool checks and unit-tests the shipped alert rules and
 # parses what the metrics module writes.
 # chromium, chromium-driver: the health report's browser test renders its HTML page headless.
+# The shellcheck package: ansible-test sanity checks the shell scripts with it, and only
+# warns (and skips that test) where it is missing; scripts/test.sh fails then.
 apt_packages=(python3 python3-venv python3-cryptography openssl curl git rsync podman runc netavark aardvark-dns iptables
   debootstrap uidmap iproute2 openssh-client shellcheck prometheus chromium chromium-driver)
 

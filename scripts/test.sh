@@ -135,6 +135,11 @@ PY
     echo "ansible-test sanity found nothing to test" >&2
     status=1
   fi
+  # Without shellcheck, ansible-test only warns and skips the shell scripts' test.
+  if grep -q 'Required program "shellcheck" not found' "$top/sanity.log"; then
+    echo "ansible-test sanity skipped shellcheck: install it (scripts/bootstrap.sh does)" >&2
+    status=1
+  fi
   rm -rf "$top"
   return "$status"
 }

@@ -93,7 +93,7 @@ options:
   parent_key_path:
     description:
       - Private key of the parent CA, on this host, which then signs this CA's certificate here.
-      - Without it (since 0.3.0) the intermediate is signed elsewhere; see O(certificate).
+      - Without it the intermediate is signed elsewhere; see O(certificate).
     type: path
   parent_key_passphrase:
     description: Passphrase of the parent CA key. The value is never logged.
@@ -106,14 +106,12 @@ options:
         reason, and no file changes. An empty value is the same as none.
       - It must hold the one certificate alone, no chain and no key.
     type: str
-    version_added: 0.3.0
   renew_days_before:
     description:
       - A certificate that expires within this many days no longer fits, unless it lasts as long as its parent
         does; from V(0) to V(36500), and below O(validity_days). Unset, a certificate fits until it expires.
       - Give M(fleet.mtls.ca_certificate) the same value, so that the certificate it signs is one this module keeps.
     type: int
-    version_added: 0.3.0
   force:
     description: Re-issue the CA certificate (for the same key) even when the existing one fits.
     type: bool
@@ -233,7 +231,6 @@ needs_certificate:
       RV(csr) is to be signed on the parent's host (M(fleet.mtls.ca_certificate)). Always false otherwise.
   returned: success
   type: bool
-  version_added: 0.3.0
 csr:
   description:
     - When RV(needs_certificate), the CSR in PEM for this CA's key, with the subject asked for and basicConstraints
@@ -241,13 +238,11 @@ csr:
     - In check mode, when the key would be made, it is the CSR of a key that is not kept.
   returned: success
   type: str
-  version_added: 0.3.0
 misfit_reasons:
   description: Why the certificate found at O(cert_path) did not fit (it was replaced, or is asked for); empty when it fit.
   returned: success
   type: list
   elements: str
-  version_added: 0.3.0
 """
 
 import contextlib

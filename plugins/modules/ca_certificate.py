@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ca_certificate
 short_description: Sign a subordinate CA's certificate from its CSR, on the host that holds the parent CA's key
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - The root's side of an offline root. M(fleet.mtls.ca) on the issuing CA's host returns a CSR for the issuing CA's key
     (the key never leaves that host); this module, run where the root's key is (a separate host or the controller),

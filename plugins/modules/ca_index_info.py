@@ -36,20 +36,17 @@ options:
       - The host alone, without C(/). V(web1) matches V(web1/server) and V(web1/client), never V(web10/server) or
         V(web1x/server).
     type: str
-    version_added: 0.3.0
   serial:
     description: Only the entry with this serial (hex, colons allowed).
     type: str
   spiffe_id:
     description: Only entries issued with this SPIFFE ID (their C(spiffe://) URI SAN).
     type: str
-    version_added: 0.2.0
   expires_within_days:
     description:
       - Only entries whose C(not_after) is at most this many days from now (V(0) for those already past it). Combine
         with O(status=valid) for what is about to expire.
     type: float
-    version_added: 0.2.0
   status:
     description: Only entries in this state. V(valid) means neither expired nor revoked.
     type: str

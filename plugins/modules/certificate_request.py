@@ -125,21 +125,18 @@ options:
       - A decision that finds nothing to do holds only until the first next update, so a lapsed CRL is never
         answered from the memo.
     type: path
-    version_added: 0.2.0
   trust_crls:
     description: PEM CRLs for O(crl_path), typically the root's and the issuing CA's, read on the CA host. Each item
       may hold several CRLs.
     type: list
     elements: str
     default: []
-    version_added: 0.2.0
   crl_issuer_certificates:
     description: PEM certificates of the CAs below the trust anchors that sign CRLs (the issuing CAs). Each must be a
       valid CA certificate issued by a trust anchor or by another of these.
     type: list
     elements: str
     default: []
-    version_added: 0.2.0
   requester:
     description: Who asks (the inventory host name); request names are V(<requester>/<name>).
     type: str
@@ -259,7 +256,6 @@ crl_changed:
   description: Whether the CRL file of O(crl_path) was (or would be) rewritten. The servers that load it need a reload.
   returned: always
   type: bool
-  version_added: 0.2.0
 installed:
   description: With O(signed), one entry per certificate installed.
   returned: when O(signed) is given

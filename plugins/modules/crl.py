@@ -63,7 +63,6 @@ options:
       spiffe_id:
         description: Revoke every certificate issued with this SPIFFE ID (its C(spiffe://) URI SAN).
         type: str
-        version_added: 0.2.0
       host:
         description:
           - Revoke every certificate issued to this host, that is every one whose request name is
@@ -71,7 +70,6 @@ options:
           - The host alone, without C(/). V(web1) matches V(web1/server) and V(web1/client), never V(web10/server) or
             V(web1x/server).
         type: str
-        version_added: 0.3.0
       reason:
         description: The CRL reason.
         type: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: crl_info
 short_description: Read the CRLs of a PEM file
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Reads a PEM file holding one certificate revocation list or more, such as the CRL file M(fleet.mtls.crl) writes
     on the CA host or the one M(fleet.mtls.certificate_request) writes on a host (the root CA's and the issuing CA's
@@ -39,7 +39,6 @@ options:
       - The service roles read their CRL files this way before they change anything.
     type: bool
     default: false
-    version_added: 0.3.0
 seealso:
   - module: fleet.mtls.crl
   - module: fleet.mtls.certificate_request

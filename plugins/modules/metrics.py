@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: metrics
 short_description: Publish a host's certificates, trust anchors, CRLs and service modes as Prometheus metrics
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes a file for node_exporter's textfile collector with, as gauges, the validity and renewal time of the host's
     certificates, the expiry of the CAs it trusts, the updates and number of its CRLs, and the client certificate
@@ -86,7 +86,6 @@ options:
     type: str
     choices: [fail, report]
     default: fail
-    version_added: 0.3.0
   services:
     description: The client certificate mode of each service of the host (for instance from C(ansible_local.fleet_mtls)).
     type: list
@@ -282,7 +281,6 @@ missing_crl_paths:
   returned: always
   type: list
   elements: str
-  version_added: 0.3.0
 services:
   description: The services and their modes, in the order given.
   returned: always

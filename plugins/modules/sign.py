@@ -79,7 +79,6 @@ options:
           - Without it, the CSR's subject must be a single CN, which is used; any other subject is refused. The CSR's
             subject is never copied.
         type: str
-        version_added: 0.2.0
       subject_alt_names:
         description:
           - The names the requester is authorized to be issued (V(DNS:web1), V(IP:10.0.0.5), V(URI:spiffe://td/x)),
@@ -88,7 +87,6 @@ options:
           - Without it only the policy options limit the names.
         type: list
         elements: str
-        version_added: 0.2.0
   profile:
     description:
       - Profile for CSRs that name none. Without it, a CSR's own extendedKeyUsage picks the profile, and a CSR that states

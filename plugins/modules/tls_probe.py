@@ -77,7 +77,6 @@ options:
         (C(outcome=accepted) or C(rejected_no_client_cert)); C(server_cert_verified) is null.
     type: bool
     default: true
-    version_added: 0.2.0
   min_tls_version:
     description: Lowest TLS version to offer. Default the system's (OpenSSL configuration).
     type: str
