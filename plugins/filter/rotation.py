@@ -68,11 +68,11 @@ def rotation_summary(hosts, hostvars):
     for host in hosts:
         seen = hostvars[host]
         summary["hosts"] += 1
-        reached = seen.get("mtls_rotate_reached") if "mtls_rotate_reached" in seen else None
+        reached, renewed = seen.get("mtls_rotate_reached"), seen.get("mtls_rotate_renewed")
         if reached is not None and (reached.get("ping") if isinstance(reached, Mapping) else None) != "pong":
             summary["unreachable"].append(host)
-        elif "mtls_rotate_renewed" in seen and seen.get("mtls_rotate_renewed"):
-            summary["renewed"][host] = seen.get("mtls_rotate_renewed")
+        elif renewed:
+            summary["renewed"][host] = renewed
     return summary
 
 
