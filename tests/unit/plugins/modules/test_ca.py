@@ -110,3 +110,31 @@ def test_runs_at_once_make_one_key_and_its_certificate(root, tmp_path):
     cert = _x509.load_certificate((directory / "root.crt").read_bytes())
     assert c.same_public_key(cert.public_key(), key)
     assert sorted(os.listdir(str(directory))) == ["root.crt", "root.key", "root.key.lock"]
+
+
+def test_a_new_ca_key_is_p256_and_an_existing_p384_key_is_kept(root, run_module):
+    # P-256 by default: every full mTLS handshake verifies the CA's signatures.
+    directory, args = root
+    made = run_module(args)
+    assert not made.get("failed") and made["key_generated"], made
+    assert c.key_type_and_size(c.load_private_key((directory / "root.key").read_bytes())) == ("ec", 256)
+
+    # A CA made with P-384 keeps its key, and the run changes nothing, when no size is asked for.
+    older = directory / "older"
+    older.mkdir()
+    older_args = dict(args, key_path=str(older / "root.key"), cert_path=str(older / "root.crt"))
+    first = run_module(dict(older_args, key_size=384))
+    assert not first.get("failed") and first["key_generated"], first
+    before = {p.name: p.read_bytes() for p in older.iterdir()}
+    again = run_module(older_args)
+    assert not again.get("failed") and not again["changed"] and not again["key_generated"], again
+    assert {p.name: p.read_bytes() for p in older.iterdir()} == before
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_an_existing_key_of_another_size_than_asked_is_refused(root, run_module, check_mode):
+    directory, args = root
+    made = run_module(dict(args, key_size=384))
+    assert not made.get("failed"), made
+    ca_host.refused(run_module, directory, dict(args, key_size=256), "is ec 384, not the ec 256 asked for",
+                    "never replaced here", check_mode=check_mode)

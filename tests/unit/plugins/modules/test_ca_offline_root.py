@@ -480,7 +480,7 @@ def test_a_csr_for_a_key_its_sender_does_not_hold_is_refused(hosts, victim):
     """The attacker's CSR with another's public key put in: the proof of possession fails."""
     hosts.ask()
     target = (hosts.issuing_key() if victim == "issuing" else hosts.root_key).public_key()
-    attacker = c.generate_private_key("ec", 384)
+    attacker = c.generate_private_key("ec", target.curve.key_size)  # a public key of the same length
     der = _x509.load_csr(csr_pem(attacker)).public_bytes(serialization.Encoding.DER)
     swapped = der.replace(c.public_key_der(attacker), c.public_key_der(target))
     assert swapped != der and len(swapped) == len(der)
