@@ -283,6 +283,43 @@ def test_a_missing_trust_file_is_never_cached_around(pki, fresh_worker, tmp_path
     assert len(built) == 3  # built each time, and each time refused by check_revocation
 
 
+def test_threads_asking_at_once_share_one_whole_context(pki, tmp_path):
+    # ThreadWorker's threads: get() at the same moment, with a build slow enough that they all ask while it runs.
+    # Each gets the one context, built once, with its CRLs and its socket class; after a change of the CRL file,
+    # again one build for all of them.
+    crl = pki.write("threads-crls.pem", pki.crls())
+    conf, built, worker = _Conf(pki, crl="threads-crls.pem"), [], fleet_mtls_identity.WorkerContext()
+
+    def build():
+        built.append(1)
+        context = _factory(conf, [])()
+        time.sleep(0.2)  # a context half-built: any caller that saw it now would lack the CRLs
+        return fleet_mtls_identity.check_revocation(context, crl)
+
+    def ask_at_once(count=8):
+        barrier, got = threading.Barrier(count), []
+
+        def ask():
+            barrier.wait()
+            got.append(worker.get(build, (conf.ca_certs, crl)))
+
+        threads = [threading.Thread(target=ask) for _index in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(got) == count
+        return got
+
+    first = ask_at_once()
+    assert len(built) == 1 and all(context is first[0] for context in first)
+    assert fleet_mtls_identity.checks_crls(first[0])
+    assert first[0].sslsocket_class is fleet_mtls_identity.CloseNotifySocket
+    pki.write("threads-crls.pem", pki.crls())
+    second = ask_at_once()
+    assert len(built) == 2 and all(context is second[0] for context in second) and second[0] is not first[0]
+
+
 def _resume(server_context, client_context, session=None):
     """A handshake in memory offering session; (the server's exception or None, reused, the client's session)."""
     server_in, server_out, client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -502,11 +539,41 @@ def test_the_shim_is_installed_on_gunicorn_20_only():
     assert sync23.ssl is ssl
 
 
+_GUNICORN20_GTHREAD = '''
+import ssl
+
+class TConn:
+    def init(self):
+        if self.parser is None:
+            if self.cfg.is_ssl:
+                self.sock = ssl.wrap_socket(self.sock, server_side=True, **self.cfg.ssl_options)
+'''
+
+
+def test_the_shim_goes_where_gthread_wraps_its_connections():
+    # gunicorn 20.1's gthread wraps in TConn.init(), with the ssl global of gunicorn.workers.gthread.
+    gthread20, sync20 = _module("gthread20", _GUNICORN20_GTHREAD), _module("sync20", _GUNICORN20_SYNC)
+    assert fleet_mtls_identity.install_wrap_socket_shim(gthread20, _module("sock20"), "/x/crls.pem",
+                                                        caller=("TConn", "init")) is True
+    assert isinstance(gthread20.ssl, fleet_mtls_identity.WrapSocketShim) and sync20.ssl is ssl
+    # The sync worker's function is not there: refused rather than shimmed where nothing calls it.
+    with pytest.raises(RuntimeError, match="gthread20.SyncWorker.handle"):
+        fleet_mtls_identity.install_wrap_socket_shim(_module("gthread20", _GUNICORN20_GTHREAD), _module("sock20"),
+                                                     "/x/crls.pem")
+    assert fleet_mtls_identity.install_wrap_socket_shim(
+        _module("gthread23", _GUNICORN20_GTHREAD), _module("sock23", "def ssl_context(conf): pass"), "/x/crls.pem",
+        caller=("TConn", "init")) is False
+
+
 def test_a_gunicorn_with_neither_hook_nor_wrap_socket_is_refused():
     other = _module("other", "import ssl\nclass SyncWorker:\n    def handle(self, client):\n        return client\n")
     with pytest.raises(RuntimeError, match="CRLs cannot be checked"):
         fleet_mtls_identity.install_wrap_socket_shim(other, _module("sock"), "/x/crls.pem")
     assert other.ssl is ssl
+    gthread = _module("gthread", "import ssl\nclass TConn:\n    def init(self):\n        self.parser = 1\n")
+    with pytest.raises(RuntimeError, match="CRLs cannot be checked"):
+        fleet_mtls_identity.install_wrap_socket_shim(gthread, _module("sock"), "/x/crls.pem", caller=("TConn", "init"))
+    assert gthread.ssl is ssl
 
 
 # --- real gunicorn (20.1 and/or 23), the role's configuration template ------------
