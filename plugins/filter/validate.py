@@ -68,16 +68,25 @@ def _first_not_in(text, allowed):
     return None
 
 
+def _check_range(value, low, high, what, variable, refusals):
+    """Refuse value unless it is a whole number (an int, or its decimal digits) from low to high."""
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,9}", str(value)) or not low <= int(str(value)) <= high:
+        refusals.append("%s: %r is not %s (%d to %d)" % (variable, value, what, low, high))
+
+
 def _check(value, kind, variable, refusals):
     if kind == "port":
-        if isinstance(value, bool) or not re.fullmatch(_PORT, str(value)) or not 0 < int(str(value)) < 65536:
-            refusals.append("%s: %r is not a port (1 to 65535)" % (variable, value))
+        _check_range(value, 1, 65535, "a port", variable, refusals)
+        return
+    bounds = re.fullmatch(r"number ([0-9]{1,9})-([0-9]{1,9})", kind)
+    if bounds:
+        _check_range(value, int(bounds.group(1)), int(bounds.group(2)), "a whole number", variable, refusals)
         return
     if kind == "identity":
         refusals.extend(identity_refusals(value, variable))
         return
     if kind not in KINDS:
-        raise AnsibleFilterError("config_refusals: unknown kind %r for %s (use %s, port, identity)"
+        raise AnsibleFilterError("config_refusals: unknown kind %r for %s (use %s, port, number MIN-MAX, identity)"
                                  % (kind, variable, ", ".join(sorted(KINDS))))
     pattern, charset, what = KINDS[kind]
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -126,7 +135,8 @@ def config_refusals(values, schema):
 
     values: {variable name: value}; schema: {variable name: kind, [schema]
     for a list, [kind, "or_one"] for one value or a list of them, or
-    {field: schema} for a dict}. The kinds are in KINDS, plus "port" and
+    {field: schema} for a dict}. The kinds are in KINDS, plus "port",
+    "number MIN-MAX" (a whole number from MIN to MAX, both included) and
     "identity" (allow-list entries, identity_refusals). Each message names
     the variable (with the list index and field) and the first character
     that is not allowed. The roles assert that there is none before any

@@ -21,8 +21,9 @@ gunicorn's ``post_worker_init`` hook), which stores the same values in the
 WSGI environ under ``fleet_mtls.*`` keys, answers 403 to callers that are not
 on the allow-list, and writes one JSON object per request to the access log.
 Handshakes that fail on the client certificate never reach the application;
-:class:`SyncWorker` (the role's gunicorn worker class) logs them in the same
-access log with ``tls_client_verify`` = ``FAILED:<reason>`` and status 0.
+the role's gunicorn worker classes (:class:`SyncWorker`, :class:`ThreadWorker`)
+log them in the same access log with ``tls_client_verify`` = ``FAILED:<reason>``
+and status 0.
 :func:`pin_server_certificate` (from gunicorn's ``post_fork`` hook) gives each
 worker its own copy of the certificate and key, so that a renewal never meets
 a connection half-way.
@@ -57,18 +58,24 @@ drop its session. How the context gets there depends on gunicorn:
 - gunicorn 20.1 (Debian 12) has no such hook: its sync worker wraps each
   connection with ``ssl.wrap_socket(client, server_side=True,
   **cfg.ssl_options)``, ``ssl`` being the global of module
-  ``gunicorn.workers.sync``. There, and only there (never in gunicorn 21 or
-  later), :class:`SyncWorker` replaces that global in its own process with
+  ``gunicorn.workers.sync``; its gthread worker does the same in
+  ``TConn.init()``, with the global ``ssl`` of ``gunicorn.workers.gthread``.
+  There, and only there (never in gunicorn 21 or later), the role's worker
+  class replaces that global of its own module, in its own process, with
   :class:`WrapSocketShim` (:func:`install_wrap_socket_shim`): the same module
   ``ssl`` except ``wrap_socket``, which builds the context as gunicorn 23 does
   (:func:`server_context`: the CA bundle only, never the system's trust
   store; the worker's pinned certificate; ``cert_reqs``; ``ciphers``), adds the
   CRL check, keeps it per worker as above, and wraps the socket with it.
 
-Either way :class:`SyncWorker` builds one context as a connection would when
-it starts, and refuses to serve (the worker fails to boot) when that context
-does not check CRLs for the whole chain. Only this worker class is known to
-check them on gunicorn 20.1, so the role refuses any other while a CRL is set.
+Either way the role's worker class (:class:`RoleWorker`) builds one context
+as a connection would when it starts, and refuses to serve (the worker fails
+to boot) when that context does not check CRLs for the whole chain. Only
+:class:`SyncWorker` and :class:`ThreadWorker` are known to check them on
+gunicorn 20.1, so the role refuses any other class while a CRL is set.
+:class:`ThreadWorker` keeps connections alive; one it kept alive from
+before a change of the CA bundle or the CRL file is closed before it serves
+another request, so that no request is served under trust that has changed.
 A refused certificate is logged as any other refused handshake, e.g.
 ``tls_client_verify`` = ``FAILED:certificate revoked``.
 
@@ -84,7 +91,8 @@ import time
 
 __all__ = ["IdentityMiddleware", "peer_identity", "configure", "create_access_log", "AccessLog",
            "pin_server_certificate", "check_revocation", "checks_crls", "server_context", "WrapSocketShim",
-           "install_wrap_socket_shim", "WorkerContext", "worker_ssl_context", "CloseNotifySocket"]
+           "install_wrap_socket_shim", "WorkerContext", "worker_ssl_context", "CloseNotifySocket",
+           "connection_context", "RoleWorker"]
 
 ENVIRON_KEYS = {
     "verify": "fleet_mtls.verify",
@@ -477,6 +485,13 @@ class WorkerContext:
     A file that cannot be read is never cached around: build() runs, and
     fails as gunicorn's own per-connection build would. A file replaced
     while get() builds is seen at the next connection, which builds again.
+
+    Safe to call from several threads (:class:`ThreadWorker`'s): get()
+    builds under a lock, so that callers that find the files changed at
+    the same time wait for one build and return the context it made, and a
+    context is handed out only once it is whole (its CRLs loaded, its
+    socket class set). The key is read before the build, never after: a
+    context is never kept under a key newer than the files it read.
     """
 
     def __init__(self):
@@ -556,82 +571,205 @@ class WrapSocketShim:
                                                    suppress_ragged_eofs=suppress_ragged_eofs)
 
 
-def install_wrap_socket_shim(sync_module=None, sock_module=None, crl_path=None):
-    """Make gunicorn 20.1's sync worker check CRLs (see WrapSocketShim); True when installed.
+def install_wrap_socket_shim(worker_module=None, sock_module=None, crl_path=None, caller=("SyncWorker", "handle")):
+    """Make gunicorn 20.1's sync or gthread worker check CRLs (see WrapSocketShim); True when installed.
+
+    ``worker_module``: the module whose global ``ssl`` wraps the worker's
+    connections (default ``gunicorn.workers.sync``); ``caller``: the class and
+    function of that module that calls ``ssl.wrap_socket()``: ``("SyncWorker",
+    "handle")`` for the sync worker, ``("TConn", "init")`` for gthread's.
 
     Does nothing and returns False on gunicorn 21 and later (``gunicorn.sock``
     has ``ssl_context``: the role's ``ssl_context`` hook does it there).
-    Raises RuntimeError, rather than serve without the check, when the sync
-    worker does not wrap its connections with ``ssl.wrap_socket``.
+    Raises RuntimeError, rather than serve without the check, when that
+    function does not wrap the connections with ``ssl.wrap_socket``.
     """
     if sock_module is None:
         import gunicorn.sock as sock_module
     if hasattr(sock_module, "ssl_context"):
         return False
-    if sync_module is None:
-        import gunicorn.workers.sync as sync_module
-    handle = getattr(getattr(sync_module, "SyncWorker", None), "handle", None)
-    names = getattr(getattr(handle, "__code__", None), "co_names", ())
+    if worker_module is None:
+        import gunicorn.workers.sync as worker_module
+    owner, function = caller
+    code = getattr(getattr(getattr(worker_module, owner, None), function, None), "__code__", None)
+    names = getattr(code, "co_names", ())
     if "ssl" not in names or "wrap_socket" not in names:
         raise RuntimeError("fleet_mtls_identity: this gunicorn has neither the ssl_context hook nor the "
-                           "ssl.wrap_socket() call of gunicorn 20.1's sync worker: CRLs cannot be checked")
-    current = sync_module.ssl
+                           "ssl.wrap_socket() call of gunicorn 20.1's %s.%s.%s: CRLs cannot be checked"
+                           % (getattr(worker_module, "__name__", "?"), owner, function))
+    current = worker_module.ssl
     real = current._module if isinstance(current, WrapSocketShim) else current
-    sync_module.ssl = WrapSocketShim(real, crl_path)
+    worker_module.ssl = WrapSocketShim(real, crl_path)
     return True
 
 
-def connection_context(cfg):
-    """The TLS context a new connection to this worker gets (gunicorn 20.1 with the shim, or 21 and later)."""
+def connection_context(cfg, worker_module=None):
+    """The TLS context a new connection to this worker gets (gunicorn 20.1 with the shim, or 21 and later).
+
+    ``worker_module``: on gunicorn 20.1, the module whose global ``ssl`` wraps
+    the worker's connections (default ``gunicorn.workers.sync``).
+    """
     import gunicorn.sock
     if hasattr(gunicorn.sock, "ssl_context"):
         return gunicorn.sock.ssl_context(cfg)
-    import gunicorn.workers.sync
-    shim = gunicorn.workers.sync.ssl
+    if worker_module is None:
+        import gunicorn.workers.sync as worker_module
+    shim = worker_module.ssl
     if not isinstance(shim, WrapSocketShim):
         return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # what ssl.wrap_socket builds: no CRL check
     return shim.context(**cfg.ssl_options)
 
 
+class RoleWorker:
+    """What the role's worker classes add to a gunicorn worker class (put it first among the bases).
+
+    With a CRL configured, makes sure every connection's context checks it:
+    on gunicorn 20.1 by installing WrapSocketShim, in its own process, in
+    the module whose ``ssl.wrap_socket()`` wraps the worker's connections
+    (``wrap_socket_in``: the module, and its class and function that make
+    the call); on any version by building one connection's context when the
+    worker starts and refusing to serve when that does not check CRLs for
+    the whole chain (the worker fails to boot, which stops gunicorn). And
+    logs every handshake refused because of the client's certificate in the
+    JSON access log (``handle_error``, which gunicorn's sync and gthread
+    workers both call with no request for an ``ssl.SSLError`` of the
+    handshake).
+    """
+
+    wrap_socket_in = (None, "SyncWorker", "handle")
+
+    def connection_context(self):
+        """The context a new connection to this worker gets now (see the module's connection_context())."""
+        return connection_context(self.cfg, self.wrap_socket_in[0])
+
+    def init_process(self):
+        # Runs in the worker after post_fork (the pinned certificate);
+        # gunicorn's init_process() ends in the request loop.
+        crl_path = _settings["crl_path"]
+        if crl_path and self.cfg.is_ssl:
+            module, owner, function = self.wrap_socket_in
+            install_wrap_socket_shim(module, crl_path=crl_path, caller=(owner, function))
+            if not checks_crls(self.connection_context()):
+                raise RuntimeError("fleet_mtls_identity: a CRL is configured (%s) but this worker's TLS "
+                                   "context does not check it: is the ssl_context hook of the role's "
+                                   "configuration missing?" % crl_path)
+        super().init_process()
+
+    def handle_error(self, req, client, addr, exc):
+        access_log = _settings["access_log"]
+        if req is None and access_log is not None and isinstance(exc, ssl.SSLError):
+            identity = handshake_failure_identity(exc)
+            if identity is not None:
+                try:
+                    access_log.write((addr or ("",))[0], identity, 0, tls_error=str(exc))
+                except OSError:
+                    self.log.exception("Could not write the access log")
+                # The handshake is over: there is no TLS channel to send an HTTP error on.
+                self.log.info("TLS handshake refused from %s: %s", (addr or ("",))[0], identity["verify"])
+                return
+        super().handle_error(req, client, addr, exc)
+
+
 try:
-    from gunicorn.workers.sync import SyncWorker as _GunicornSyncWorker
+    import gunicorn.workers.sync as _gunicorn_sync
 except ImportError:  # not under gunicorn: the middleware still works
-    _GunicornSyncWorker = None
+    _gunicorn_sync = None
+try:
+    import gunicorn.workers.gthread as _gunicorn_gthread
+except ImportError:
+    _gunicorn_gthread = None
 
-if _GunicornSyncWorker is not None:
+if _gunicorn_sync is not None:
 
-    class SyncWorker(_GunicornSyncWorker):
+    class SyncWorker(RoleWorker, _gunicorn_sync.SyncWorker):
         """gunicorn's sync worker that also logs refused client certificates in the JSON access log.
 
         With a CRL configured it also makes sure every connection's context
-        checks it: on gunicorn 20.1 by installing WrapSocketShim in its
-        process; on any version by building one connection's context when it
-        starts and refusing to serve when that does not check CRLs for the
-        whole chain (the worker fails to boot, which stops gunicorn).
+        checks it (RoleWorker). One connection at a time, each closed after
+        its response: no keep-alive.
         """
 
+        wrap_socket_in = (_gunicorn_sync, "SyncWorker", "handle")
+
+if _gunicorn_gthread is not None:
+
+    class ThreadWorker(RoleWorker, _gunicorn_gthread.ThreadWorker):
+        """gunicorn's gthread worker (keep-alive, ``threads``) with every guarantee of :class:`SyncWorker`.
+
+        The same CRL check and access log (RoleWorker): on gunicorn 20.1 the
+        shim goes into ``gunicorn.workers.gthread``, whose ``TConn.init()``
+        wraps each connection with ``ssl.wrap_socket``. One context per
+        worker, shared by its threads (:class:`WorkerContext`; gthread wraps
+        every connection in the worker's main thread, its threads only read
+        and write).
+
+        A connection kept alive never outlives a change of trust: once the CA
+        bundle or the CRL file changes, a kept-alive connection whose
+        context is no longer the one a new connection gets is closed, at its
+        next request before it is read (``enqueue_req``) and, idle, within
+        about a second (``murder_keepalived``, which gthread's loop calls at
+        least once a second): its client connects again, and the new
+        handshake is checked against the new files. A request being served
+        at the moment of the change ends normally, and its connection is
+        closed after it. Without a CRL (no context kept per worker) kept-alive
+        connections end only with gunicorn's ``keepalive`` timeout or a reload.
+
+        Refuses ``do_handshake_on_connect``: gthread wraps connections in its
+        main loop, where a handshake would hold every connection of the
+        worker, and a refused one would end the worker.
+
+        A connection in a thread waits at most gunicorn's ``timeout`` for
+        each read or write (the handshake included). gthread's main loop
+        keeps reporting to the arbiter while a thread waits, so gunicorn's
+        own ``timeout`` never frees a thread held by a client that sends
+        nothing, which gunicorn 20.1 hands to a thread as soon as it
+        connects (23 waits until it sends). The sync worker is bounded by
+        the same ``timeout``: the arbiter kills a worker that waits longer.
+        """
+
+        wrap_socket_in = (_gunicorn_gthread, "TConn", "init")
+        checks_trust = False
+
         def init_process(self):
-            # Runs in the worker after post_fork (the pinned certificate);
-            # gunicorn's init_process() ends in the request loop.
-            crl_path = _settings["crl_path"]
-            if crl_path and self.cfg.is_ssl:
-                install_wrap_socket_shim(crl_path=crl_path)
-                if not checks_crls(connection_context(self.cfg)):
-                    raise RuntimeError("fleet_mtls_identity: a CRL is configured (%s) but this worker's TLS "
-                                       "context does not check it: is the ssl_context hook of the role's "
-                                       "configuration missing?" % crl_path)
+            if self.cfg.is_ssl and self.cfg.do_handshake_on_connect:
+                raise RuntimeError("fleet_mtls_identity.ThreadWorker: do_handshake_on_connect must be False "
+                                   "(the handshake then runs in a thread, on the first read)")
+            self.checks_trust = bool(_settings["crl_path"] and self.cfg.is_ssl)
             super().init_process()
 
-        def handle_error(self, req, client, addr, exc):
-            access_log = _settings["access_log"]
-            if req is None and access_log is not None and isinstance(exc, ssl.SSLError):
-                identity = handshake_failure_identity(exc)
-                if identity is not None:
+        def current_context(self):
+            """The context a new connection gets now, or None when it cannot be built (a trust file unreadable)."""
+            try:
+                return self.connection_context()
+            except (OSError, ValueError):
+                return None
+
+        def handle(self, conn):
+            # In the thread, before the first read (the handshake): no wait on the client beyond timeout.
+            conn.sock.settimeout(self.cfg.timeout or None)
+            return super().handle(conn)
+
+        def enqueue_req(self, conn):
+            # A kept-alive connection (its parser exists) made before a change of trust: closed, not served.
+            if self.checks_trust and conn.parser is not None and conn.sock.context is not self.current_context():
+                self.nr_conns -= 1
+                conn.close()
+                return
+            super().enqueue_req(conn)
+
+        def murder_keepalived(self):
+            super().murder_keepalived()
+            if not (self.checks_trust and self._keep):
+                return
+            current = self.current_context()
+            with self._lock:
+                stale = [conn for conn in self._keep if conn.sock.context is not current]
+                for conn in stale:
+                    self._keep.remove(conn)
                     try:
-                        access_log.write((addr or ("",))[0], identity, 0, tls_error=str(exc))
-                    except OSError:
-                        self.log.exception("Could not write the access log")
-                    # The handshake is over: there is no TLS channel to send an HTTP error on.
-                    self.log.info("TLS handshake refused from %s: %s", (addr or ("",))[0], identity["verify"])
-                    return
-            super().handle_error(req, client, addr, exc)
+                        self.poller.unregister(conn.sock)
+                    except (OSError, KeyError, ValueError):
+                        pass
+            for conn in stale:
+                self.nr_conns -= 1
+                conn.close()

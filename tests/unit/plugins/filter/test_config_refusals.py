@@ -86,6 +86,7 @@ def test_haproxy_and_unit_injections_are_refused(variable, value, schema, where)
     ("header", "$host"), ("header", "web1.example.com:8443"), ("word", "TLSv1.3"),
     ("word", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"), ("user", "fleet-mtls-app"),
     ("duration", "10m"), ("duration", 300), ("number", 3), ("port", 8443), ("port", "443"),
+    ("number 1-256", 1), ("number 1-256", "256"), ("number 0-300", 0), ("number 0-300", 300),
 ])
 def test_ordinary_values_pass(kind, value):
     assert refusals("v", value, kind) == []
@@ -96,6 +97,8 @@ def test_ordinary_values_pass(kind, value):
     ("url", "https://user:pw@app1/"), ("url", "https://app1/?q=1"), ("url", "file:///etc/passwd"),
     ("name", "../outside/pwn"), ("name", ".."), ("host", "a b"), ("duration", "10m;"), ("user", "Root"),
     ("name", ["a"]), ("path", {"a": 1}),
+    ("number 1-256", 0), ("number 1-256", 257), ("number 0-300", -1), ("number 0-300", "2\nthreads = 64"),
+    ("number 0-300", 2.5), ("number 0-300", True), ("number 0-300", "two"), ("number 1-256", [2]),
 ])
 def test_bad_values_are_refused(kind, value):
     assert len(refusals("v", value, kind)) == 1
@@ -146,8 +149,16 @@ def test_a_list_or_one_value_and_absent_fields():
     assert refusals("s", [{"name": "web"}], NGINX_SITES) == []
 
 
+def test_a_range_names_its_bounds():
+    assert refusals("mtls_python_service_keepalive", 301, "number 0-300") == [
+        "mtls_python_service_keepalive: 301 is not a whole number (0 to 300)"]
+    assert refusals("p", 0, "port") == ["p: 0 is not a port (1 to 65535)"]
+
+
 def test_a_bad_schema_is_an_error():
     with pytest.raises(AnsibleFilterError, match="unknown kind"):
         refusals("v", "x", "nope")
+    with pytest.raises(AnsibleFilterError, match="unknown kind"):
+        refusals("v", 1, "number 1-")
     with pytest.raises(AnsibleFilterError, match="must be dicts"):
         config_refusals([], {})

@@ -145,6 +145,10 @@ class Pki:
         return self.paths[name]
 
 
+# The role's worker classes: each keeps every TLS guarantee; ThreadWorker (gthread) also keeps connections alive.
+WORKER_CLASSES = ("fleet_mtls_identity.SyncWorker", "fleet_mtls_identity.ThreadWorker")
+
+
 def gunicorns():
     found = [[path] for path in os.environ.get("FLEET_MTLS_TEST_GUNICORN", "").split(os.pathsep) if path]
     if not found and importlib.util.find_spec("gunicorn") is not None:
@@ -152,7 +156,8 @@ def gunicorns():
     return found
 
 
-def render_configuration(pki, tmp_path, port, crl_path, allowed_common_names=()):
+def render_configuration(pki, tmp_path, port, crl_path, allowed_common_names=(),
+                         worker_class="fleet_mtls_identity.SyncWorker", threads=1, keepalive=2, timeout=30):
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
                                      trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     environment.filters["to_json"] = json.dumps
@@ -161,9 +166,10 @@ def render_configuration(pki, tmp_path, port, crl_path, allowed_common_names=())
         "ansible_managed": "test", "mtls_python_service_name": "crl-test", "mtls_python_service_mode": "strict",
         "mtls_python_service_lib_dir": FILES, "mtls_python_service_app_dir": FILES,
         "mtls_python_service_app": "fleet_mtls_demo:app",
-        "mtls_python_service_worker_class": "fleet_mtls_identity.SyncWorker",
+        "mtls_python_service_worker_class": worker_class, "mtls_python_service_threads": threads,
+        "mtls_python_service_keepalive": keepalive,
         "mtls_python_service_bind_address": "127.0.0.1", "mtls_python_service_port": port,
-        "mtls_python_service_workers": 1, "mtls_python_service_timeout": 30,
+        "mtls_python_service_workers": 1, "mtls_python_service_timeout": timeout,
         "mtls_python_service_graceful_timeout": 5,
         "mtls_python_service_certificate_path": pki.path("server.combined.pem"),
         "mtls_python_service_key_path": None, "mtls_python_service_ca_bundle_path": pki.path("ca-bundle.pem"),

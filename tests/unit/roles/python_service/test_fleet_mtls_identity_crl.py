@@ -26,7 +26,7 @@ import types
 
 import pytest
 
-from gunicorn_harness import FILES, Gunicorn, Pki, free_port, gunicorns, render_configuration
+from gunicorn_harness import FILES, WORKER_CLASSES, Gunicorn, Pki, free_port, gunicorns, render_configuration
 
 sys.path.insert(0, FILES)
 import fleet_mtls_identity  # noqa: E402
@@ -283,6 +283,43 @@ def test_a_missing_trust_file_is_never_cached_around(pki, fresh_worker, tmp_path
     assert len(built) == 3  # built each time, and each time refused by check_revocation
 
 
+def test_threads_asking_at_once_share_one_whole_context(pki, tmp_path):
+    # ThreadWorker's threads: get() at the same moment, with a build slow enough that they all ask while it runs.
+    # Each gets the one context, built once, with its CRLs and its socket class; after a change of the CRL file,
+    # again one build for all of them.
+    crl = pki.write("threads-crls.pem", pki.crls())
+    conf, built, worker = _Conf(pki, crl="threads-crls.pem"), [], fleet_mtls_identity.WorkerContext()
+
+    def build():
+        built.append(1)
+        context = _factory(conf, [])()
+        time.sleep(0.2)  # a context half-built: any caller that saw it now would lack the CRLs
+        return fleet_mtls_identity.check_revocation(context, crl)
+
+    def ask_at_once(count=8):
+        barrier, got = threading.Barrier(count), []
+
+        def ask():
+            barrier.wait()
+            got.append(worker.get(build, (conf.ca_certs, crl)))
+
+        threads = [threading.Thread(target=ask) for _index in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(got) == count
+        return got
+
+    first = ask_at_once()
+    assert len(built) == 1 and all(context is first[0] for context in first)
+    assert fleet_mtls_identity.checks_crls(first[0])
+    assert first[0].sslsocket_class is fleet_mtls_identity.CloseNotifySocket
+    pki.write("threads-crls.pem", pki.crls())
+    second = ask_at_once()
+    assert len(built) == 2 and all(context is second[0] for context in second) and second[0] is not first[0]
+
+
 def _resume(server_context, client_context, session=None):
     """A handshake in memory offering session; (the server's exception or None, reused, the client's session)."""
     server_in, server_out, client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -502,11 +539,41 @@ def test_the_shim_is_installed_on_gunicorn_20_only():
     assert sync23.ssl is ssl
 
 
+_GUNICORN20_GTHREAD = '''
+import ssl
+
+class TConn:
+    def init(self):
+        if self.parser is None:
+            if self.cfg.is_ssl:
+                self.sock = ssl.wrap_socket(self.sock, server_side=True, **self.cfg.ssl_options)
+'''
+
+
+def test_the_shim_goes_where_gthread_wraps_its_connections():
+    # gunicorn 20.1's gthread wraps in TConn.init(), with the ssl global of gunicorn.workers.gthread.
+    gthread20, sync20 = _module("gthread20", _GUNICORN20_GTHREAD), _module("sync20", _GUNICORN20_SYNC)
+    assert fleet_mtls_identity.install_wrap_socket_shim(gthread20, _module("sock20"), "/x/crls.pem",
+                                                        caller=("TConn", "init")) is True
+    assert isinstance(gthread20.ssl, fleet_mtls_identity.WrapSocketShim) and sync20.ssl is ssl
+    # The sync worker's function is not there: refused rather than shimmed where nothing calls it.
+    with pytest.raises(RuntimeError, match="gthread20.SyncWorker.handle"):
+        fleet_mtls_identity.install_wrap_socket_shim(_module("gthread20", _GUNICORN20_GTHREAD), _module("sock20"),
+                                                     "/x/crls.pem")
+    assert fleet_mtls_identity.install_wrap_socket_shim(
+        _module("gthread23", _GUNICORN20_GTHREAD), _module("sock23", "def ssl_context(conf): pass"), "/x/crls.pem",
+        caller=("TConn", "init")) is False
+
+
 def test_a_gunicorn_with_neither_hook_nor_wrap_socket_is_refused():
     other = _module("other", "import ssl\nclass SyncWorker:\n    def handle(self, client):\n        return client\n")
     with pytest.raises(RuntimeError, match="CRLs cannot be checked"):
         fleet_mtls_identity.install_wrap_socket_shim(other, _module("sock"), "/x/crls.pem")
     assert other.ssl is ssl
+    gthread = _module("gthread", "import ssl\nclass TConn:\n    def init(self):\n        self.parser = 1\n")
+    with pytest.raises(RuntimeError, match="CRLs cannot be checked"):
+        fleet_mtls_identity.install_wrap_socket_shim(gthread, _module("sock"), "/x/crls.pem", caller=("TConn", "init"))
+    assert gthread.ssl is ssl
 
 
 # --- real gunicorn (20.1 and/or 23), the role's configuration template ------------
@@ -544,6 +611,12 @@ def gunicorn_command(request):
     return request.param
 
 
+@pytest.fixture(params=WORKER_CLASSES, ids=lambda name: name.rsplit(".", 1)[1])
+def worker_class(request):
+    """Each of the role's worker classes: every guarantee holds for both."""
+    return request.param
+
+
 def _access_log(tmp_path):
     path = tmp_path / "access.json"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -566,8 +639,8 @@ def _serving(pki, tmp_path, gunicorn_command, crl_name, **configuration):
         server.stop()
 
 
-def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
-    with _serving(pki, tmp_path, gunicorn_command, "gunicorn-crls.pem") as (server, port):
+def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command, worker_class):
+    with _serving(pki, tmp_path, gunicorn_command, "gunicorn-crls.pem", worker_class=worker_class) as (server, port):
         assert _request(pki, port, "good") == 200
         refused = _request(pki, port, "revoked")
         assert str(refused).startswith("refused"), refused
@@ -595,10 +668,10 @@ def test_gunicorn_refuses_a_revoked_client(pki, tmp_path, gunicorn_command):
 
 @pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
 def test_gunicorn_resumes_sessions_with_the_identity_not_past_a_reload_or_revocation(
-        pki, tmp_path, gunicorn_command, maximum):
+        pki, tmp_path, gunicorn_command, worker_class, maximum):
     # One worker (a session resumes on the worker that made it), allow-list: good only.
     good, other = _client_context(pki, "good", maximum), _client_context(pki, "other", maximum)
-    with _serving(pki, tmp_path, gunicorn_command, "resume-gunicorn-crls.pem",
+    with _serving(pki, tmp_path, gunicorn_command, "resume-gunicorn-crls.pem", worker_class=worker_class,
                   allowed_common_names=["good"]) as (server, port):
         status, reused, good_session = _session_request(port, good)
         assert (status, reused) == (200, False)
@@ -628,12 +701,13 @@ def test_gunicorn_resumes_sessions_with_the_identity_not_past_a_reload_or_revoca
 
 @pytest.mark.parametrize("maximum", [None, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
 def test_gunicorn_ends_each_connection_with_close_notify_so_strict_clients_keep_their_session(
-        pki, tmp_path, gunicorn_command, maximum):
+        pki, tmp_path, gunicorn_command, worker_class, maximum):
     # A client that reads each response to its end and takes an end without close_notify for an error (Python on
     # Debian 13): each read ends cleanly, and each session resumes on the next connection (with OpenSSL 3.5 it
     # would not after an unexpected end; OpenSSL 3.0 keeps it, and reports the error).
     client = _client_context(pki, "good", maximum, strict_eof=True)
-    with _serving(pki, tmp_path, gunicorn_command, "close-notify-crls.pem") as (server, port):
+    with _serving(pki, tmp_path, gunicorn_command, "close-notify-crls.pem",
+                  worker_class=worker_class) as (server, port):
         status, reused, session = _session_request(port, client)
         assert (status, reused) == (200, False), server.output()
         for _connection in range(3):
@@ -653,11 +727,12 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw, context.w
 """
 
 
-def test_a_client_that_never_reads_does_not_hold_the_worker(pki, tmp_path, gunicorn_command):
+def test_a_client_that_never_reads_does_not_hold_the_worker(pki, tmp_path, gunicorn_command, worker_class):
     # One worker. A client sends its request, then neither reads nor closes: the worker's close must not wait for
     # its close_notify. A second client, in a child process killed after 15 s (half the worker timeout, after which
     # gunicorn's arbiter would kill a worker stuck there), is served.
-    with _serving(pki, tmp_path, gunicorn_command, "never-reads-crls.pem") as (server, port):
+    with _serving(pki, tmp_path, gunicorn_command, "never-reads-crls.pem",
+                  worker_class=worker_class) as (server, port):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
             with _client_context(pki, "good", strict_eof=True).wrap_socket(raw, suppress_ragged_eofs=False) as idle:
                 idle.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -672,10 +747,10 @@ def test_a_client_that_never_reads_does_not_hold_the_worker(pki, tmp_path, gunic
                 assert data.startswith(b"HTTP/1.0 200 OK") and error is None
 
 
-def test_gunicorn_without_crl_serves_a_revoked_client(pki, tmp_path, gunicorn_command):
+def test_gunicorn_without_crl_serves_a_revoked_client(pki, tmp_path, gunicorn_command, worker_class):
     # mtls_python_service_crl_path: null (unsafe, documented): nothing checks revocation.
     port = free_port()
-    config = render_configuration(pki, tmp_path, port, None)
+    config = render_configuration(pki, tmp_path, port, None, worker_class=worker_class)
     assert "def ssl_context" not in config.read_text()
     server = Gunicorn(gunicorn_command, config, tmp_path / "gunicorn.log")
     try:
@@ -685,17 +760,33 @@ def test_gunicorn_without_crl_serves_a_revoked_client(pki, tmp_path, gunicorn_co
         server.stop()
 
 
-def test_gunicorn_worker_refuses_to_serve_without_the_hook(pki, tmp_path, gunicorn_command):
+@contextlib.contextmanager
+def _edited(pki, tmp_path, gunicorn_command, crl_name, edit, **configuration):
+    """gunicorn, started (not waited for) with the role's configuration passed through edit(text): (server, port)."""
+    crl = pki.write(crl_name, pki.crls())
+    port = free_port()
+    config = render_configuration(pki, tmp_path, port, crl, **configuration)
+    config.write_text(edit(config.read_text()))
+    server = Gunicorn(gunicorn_command, config, tmp_path / "gunicorn.log")
+    try:
+        yield server, port
+    finally:
+        server.stop()
+
+
+def _failed_to_boot(server, message):
+    """Whether gunicorn exited, its worker having refused to boot with message."""
+    server.process.wait(30)
+    return server.process.returncode != 0 and message in server.output()
+
+
+def test_gunicorn_worker_refuses_to_serve_without_the_hook(pki, tmp_path, gunicorn_command, worker_class):
     # A CRL configured but the ssl_context hook gone (gunicorn >= 21), or a sync worker the shim does not know:
     # the worker does not boot rather than serve without the check. On gunicorn 20.1 the shim does the check
     # without the hook.
-    crl = pki.write("gunicorn-crls.pem", pki.crls())
-    port = free_port()
-    config = render_configuration(pki, tmp_path, port, crl)
-    text = config.read_text()
-    config.write_text(text[:text.index("\n\ndef ssl_context")] + "\n")
-    server = Gunicorn(gunicorn_command, config, tmp_path / "gunicorn.log")
-    try:
+    with _edited(pki, tmp_path, gunicorn_command, "gunicorn-crls.pem",
+                 lambda text: text[:text.index("\n\ndef ssl_context")] + "\n",
+                 worker_class=worker_class) as (server, port):
         version = subprocess.run(gunicorn_command + ["--version"], capture_output=True, text=True, timeout=30,
                                  check=False)
         if "20.1" in version.stdout + version.stderr:
@@ -703,8 +794,115 @@ def test_gunicorn_worker_refuses_to_serve_without_the_hook(pki, tmp_path, gunico
             assert str(_request(pki, port, "revoked")).startswith("refused")
             assert _request(pki, port, "good") == 200
         else:
-            server.process.wait(30)
-            assert server.process.returncode != 0
-            assert "does not check it" in server.output()
-    finally:
-        server.stop()
+            assert _failed_to_boot(server, "does not check it"), server.output()
+
+
+# --- keep-alive (fleet_mtls_identity.ThreadWorker): several requests over one TLS connection -----------------
+
+_THREAD_WORKER = "fleet_mtls_identity.ThreadWorker"
+
+
+def _connect(port, client_context):
+    """A TLS connection to the server (handshake done), whose reads wait at most 10 s."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client_context.wrap_socket(raw, suppress_ragged_eofs=False)
+
+
+def _exchange(tls, path):
+    """GET path over tls in HTTP/1.1: (status, its Connection header), or None when the connection ended without an
+    answer (closed, reset, or a TLS error)."""
+    try:
+        tls.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode("ascii"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = tls.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except (ssl.SSLError, OSError):
+        return None
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, value in
+               (line.split(":", 1) for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", "0")):
+        body += tls.recv(4096)
+    return int(lines[0].split(" ", 2)[1]), headers.get("connection", "").lower()
+
+
+def test_keep_alive_serves_each_connection_with_its_own_identity(pki, tmp_path, gunicorn_command, worker_class):
+    # Two clients, each with its connection kept alive, their requests interleaved on one worker (one thread):
+    # ThreadWorker serves all four, each logged with the identity of its own connection. The sync worker answers
+    # "Connection: close" and ends each connection after its first response.
+    with _serving(pki, tmp_path, gunicorn_command, "keep-alive-crls.pem", worker_class=worker_class,
+                  keepalive=10) as (server, port):
+        # Each connection sends its request as soon as it is made: a thread reads a request whole, handshake first.
+        with _connect(port, _client_context(pki, "good")) as good:
+            answers = [_exchange(good, "/good/1")]
+            with _connect(port, _client_context(pki, "other")) as other:
+                answers += [_exchange(other, "/other/1"), _exchange(good, "/good/2"), _exchange(other, "/other/2")]
+        time.sleep(0.3)
+        log = _access_log(tmp_path)
+    seen = [(entry["path"], entry["tls_client_subject"], entry["tls_client_verify"], entry["status"])
+            for entry in log]
+    if worker_class == _THREAD_WORKER:
+        assert answers == [(200, "keep-alive")] * 4, server.output()
+        assert seen == [("/good/1", "CN=good", "SUCCESS", 200), ("/other/1", "CN=other", "SUCCESS", 200),
+                        ("/good/2", "CN=good", "SUCCESS", 200), ("/other/2", "CN=other", "SUCCESS", 200)]
+    else:
+        assert answers == [(200, "close"), (200, "close"), None, None], server.output()
+        assert seen == [("/good/1", "CN=good", "SUCCESS", 200), ("/other/1", "CN=other", "SUCCESS", 200)]
+
+
+def test_a_kept_alive_connection_does_not_outlive_a_change_of_trust(pki, tmp_path, gunicorn_command):
+    # Two connections of good kept alive (keepalive 10 s), then the CRL file revokes good (no reload). The one
+    # that sends its next request at once is closed before that request is read; the idle one is closed by the
+    # worker within about a second, long before its keep-alive timeout; a new connection is refused.
+    with _serving(pki, tmp_path, gunicorn_command, "kept-alive-trust-crls.pem", worker_class=_THREAD_WORKER,
+                  keepalive=10) as (server, port):
+        with contextlib.ExitStack() as stack:
+            busy = stack.enter_context(_connect(port, _client_context(pki, "good")))
+            assert _exchange(busy, "/busy/1") == (200, "keep-alive")
+            idle = stack.enter_context(_connect(port, _client_context(pki, "good")))
+            assert _exchange(idle, "/idle/1") == (200, "keep-alive")
+            time.sleep(1.5)  # a few turns of the worker's loop: the same trust keeps them
+            assert _exchange(idle, "/idle/2") == (200, "keep-alive")
+            pki.write("kept-alive-trust-crls.pem",
+                      pki.crls(revoked=[pki.clients["revoked"], pki.clients["good"]]))
+            changed = time.monotonic()
+            assert _exchange(busy, "/busy/2") is None, server.output()
+            data, error = _read_to_eof(idle)
+            assert (data, error) == (b"", None)  # ended cleanly, by the worker (close_notify)
+            assert time.monotonic() - changed < 5
+        assert str(_request(pki, port, "good")).startswith("refused")
+        time.sleep(0.3)
+        log = _access_log(tmp_path)
+    seen = [(entry.get("path", ""), entry["tls_client_verify"], entry["status"]) for entry in log]
+    assert seen == [("/busy/1", "SUCCESS", 200), ("/idle/1", "SUCCESS", 200), ("/idle/2", "SUCCESS", 200),
+                    ("", "FAILED:certificate revoked", 0)], server.output()
+
+
+def test_a_client_that_sends_nothing_holds_a_worker_at_most_its_timeout(pki, tmp_path, gunicorn_command,
+                                                                        worker_class):
+    # One worker, one thread, timeout 3 s. A client connects and sends nothing. The sync worker waits in its
+    # handshake until the arbiter kills it (timeout); gunicorn 20.1's gthread hands the connection to its one
+    # thread at once, where ThreadWorker waits at most timeout (gunicorn 23 waits until the client sends). Either
+    # way the next client is served within a few seconds.
+    with _serving(pki, tmp_path, gunicorn_command, "silent-crls.pem", worker_class=worker_class,
+                  timeout=3) as (server, port):
+        with socket.create_connection(("127.0.0.1", port)):
+            time.sleep(0.2)
+            started = time.monotonic()
+            status = _request(pki, port, "good")
+            waited = time.monotonic() - started
+    assert status == 200 and waited < 9, (waited, server.output())
+
+
+def test_thread_worker_refuses_a_handshake_in_its_main_loop(pki, tmp_path, gunicorn_command):
+    # do_handshake_on_connect = True: gthread would make each handshake in its main loop (and a refused one would
+    # end the worker). The role never sets it; ThreadWorker does not boot with it.
+    with _edited(pki, tmp_path, gunicorn_command, "handshake-on-connect-crls.pem",
+                 lambda text: text.replace("do_handshake_on_connect = False", "do_handshake_on_connect = True"),
+                 worker_class=_THREAD_WORKER) as (server, _port):
+        assert _failed_to_boot(server, "do_handshake_on_connect must be False"), server.output()
