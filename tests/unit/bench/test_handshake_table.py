@@ -30,7 +30,7 @@ def cell(target, tls, resume, mtls, rate, ticks, resumed_share=0.0, errors=0):
 @pytest.fixture
 def results(tmp_path):
     path = tmp_path / "ec.json"
-    path.write_text(json.dumps({"key": "ec", "results": [
+    path.write_text(json.dumps({"setup": "ec", "results": [
         cell("nginx", "1.2", "none", True, 100, 60),
         cell("nginx", "1.2", "id", True, 500, 30, resumed_share=1.0),
         cell("nginx", "1.2", "ticket", True, 300, 30, resumed_share=0.9),
