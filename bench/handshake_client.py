@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The client of the handshake benchmark (bench/handshake.yml runs it on a client host of the fleet).
@@ -20,7 +19,6 @@ Standard library only: it runs with the host's Python.
 import argparse
 import json
 import multiprocessing
-import os
 import socket
 import ssl
 import sys
@@ -28,7 +26,7 @@ import time
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", required=True)
@@ -103,11 +101,11 @@ def worker(args, queue):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     queue = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=worker, args=(args, queue)) for _ in range(args.procs)]
+    procs = [multiprocessing.Process(target=worker, args=(args, queue)) for _proc in range(args.procs)]
     start = time.monotonic()
     for proc in procs:
         proc.start()
-    results = [queue.get(timeout=args.seconds + 60) for _ in procs]
+    results = [queue.get(timeout=args.seconds + 60) for _proc in procs]
     for proc in procs:
         proc.join()
     wall = time.monotonic() - start

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What one TLS 1.3 handshake costs the server, by the curve of the CAs: in memory, no network, no HTTP.
@@ -106,7 +105,7 @@ def contexts(paths, mtls, crls):
 
 def server_cpu_per_handshake(server, client, count):
     spent = 0.0
-    for _ in range(count):
+    for _handshake in range(count):
         to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
         server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls_client = client.wrap_bio(to_client, to_server, server_hostname="leaf")
@@ -133,7 +132,7 @@ def server_cpu_per_handshake(server, client, count):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--handshakes", type=int, default=300)
     args = parser.parse_args(argv)
     print("%s, Python %s: the server's CPU, ms per TLS 1.3 handshake (median of 5 rounds of %d)"
@@ -147,8 +146,8 @@ def main(argv=None):
             for mtls, crls in ((False, False), (True, False), (True, True)):
                 server, client = contexts(paths, mtls, crls)
                 cells.append(statistics.median(server_cpu_per_handshake(server, client, args.handshakes)
-                                               for _ in range(5)))
-            print("| %s | %.2f | %.2f | %.2f |" % (curve, *cells))
+                                               for _round in range(5)))
+            print("| %s | %.2f | %.2f | %.2f |" % (curve, cells[0], cells[1], cells[2]))
     return 0
 
 

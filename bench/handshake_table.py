@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The handshake benchmark's table, from the result files bench/handshake.yml wrote.
@@ -46,7 +45,9 @@ def ratio(part, whole):
 def table(cells):
     rows = sorted({key[:3] for key in cells}, key=lambda k: (k[0], k[1], k[2]))
     lines = [
-        "| server | setup | TLS | mTLS full /s | resumed, ID | resumed, ticket | mTLS full / one-way full | resumed share (ID, ticket) | server CPU ms/conn (mTLS full, resumed, one-way) | client CPU, cores (full, resumed) |",
+        "| server | setup | TLS | mTLS full /s | resumed, ID | resumed, ticket | mTLS full / one-way full"
+        " | resumed share (ID, ticket) | server CPU ms/conn (mTLS full, resumed, one-way)"
+        " | client CPU, cores (full, resumed) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for server, setup, tls in rows:

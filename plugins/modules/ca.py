@@ -21,10 +21,11 @@ description:
     does not fit is refused with every reason, and every file is left byte-identical."
   - The certificate carries basicConstraints CA:TRUE and keyUsage keyCertSign, cRLSign (both critical), SKI, AKI and,
     when asked, a path length and name constraints (critical).
-  - An existing key is always kept; one of another type than asked, or of another size than O(key_size) when set,
-    is an error (a new CA key is a CA rollover, not a side effect). An existing certificate is kept while it matches the key, subject, constraints and parent and
-    has not expired (nor, with O(renew_days_before), expires within that many days); otherwise it is re-issued for the
-    same key, so certificates it signed keep verifying. RV(misfit_reasons) says why a certificate did not fit.
+  - An existing key is always kept; one of another type than asked, or of another size than O(key_size) when set, is
+    an error (a new CA key is a CA rollover, not a side effect). An existing certificate is kept while it matches the
+    key, subject, constraints and parent and has not expired (nor, with O(renew_days_before), expires within that many
+    days); otherwise it is re-issued for the same key, so certificates it signed keep verifying. RV(misfit_reasons)
+    says why a certificate did not fit.
   - The key is written with mode V('0600'); O(mode) applies to the certificate (default V('0644')).
   - A run holds a lock on the file O(key_path) with C(.lock) appended from reading the key and certificate to
     writing them, so that two runs at the same time never leave a certificate for the other run's key. Check mode
