@@ -2,7 +2,8 @@
 # Every test of the collection, in the order that fails fastest:
 #   unit         pytest of the PKI core, with the newest cryptography and (the plugins) with 38.0 (Debian 12's),
 #                and of the Python service's helper under real gunicorn 20.1 and 23
-#   sanity       ansible-test sanity (no ignores), on a copy laid out as ansible_collections/fleet/mtls
+#   sanity       ansible-test sanity (no ignores), on a copy laid out as ansible_collections/fleet/mtls;
+#                then the execution environment's build context (tests/ee/create.sh)
 #   lint         ansible-lint --profile production on roles and playbooks
 #   integration  the modules through ansible-playbook on this host, with the venv's and Debian's
 #                Python; then the PKI demo playbook, twice (the second run must change nothing)
@@ -141,6 +142,9 @@ PY
     status=1
   fi
   rm -rf "$top"
+  # The execution environment's build context (extensions/ee): the built collection's
+  # requirements as ansible-builder reads them, and ansible-builder create.
+  bash tests/ee/create.sh || status=1
   return "$status"
 }
 
