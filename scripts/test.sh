@@ -143,8 +143,9 @@ PY
   fi
   rm -rf "$top"
   # The execution environment's build context (extensions/ee): the built collection's
-  # requirements as ansible-builder reads them, and ansible-builder create.
-  bash tests/ee/create.sh || status=1
+  # requirements as ansible-builder reads them, and ansible-builder create (in a directory of
+  # its own: tests/ee/run.sh builds from .build/ee).
+  bash tests/ee/create.sh .build/ee-check || status=1
   return "$status"
 }
 
