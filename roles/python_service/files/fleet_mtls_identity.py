@@ -83,8 +83,10 @@ No dependency beyond the standard library (and gunicorn for the worker).
 """
 
 import datetime
+import functools
 import json
 import os
+import selectors
 import ssl
 import threading
 import time
@@ -714,6 +716,21 @@ if _gunicorn_gthread is not None:
         closed after it. Without a CRL (no context kept per worker) kept-alive
         connections end only with gunicorn's ``keepalive`` timeout or a reload.
 
+        Stops taking connections as soon as it gets SIGTERM (a reload: new
+        workers take them), as the sync worker does. gunicorn's gthread loop
+        waits on its poller, which does not watch the wakeup pipe of the
+        signal handlers: after SIGTERM it went on waiting, up to a second,
+        and accepted one more connection, served with the worker's pinned
+        certificate (the old one after a renewal; on gunicorn 23 dropped
+        unanswered instead). This class puts that pipe in the poller, so the
+        loop wakes at once, and accepts nothing once the worker is stopping.
+        What it has accepted it still serves: requests in flight get
+        ``graceful_timeout``, a request already arrived on a kept-alive
+        connection is answered (``Connection: close``), and a connection
+        accepted whose first bytes gunicorn 23 still waits for in its loop is
+        handed to a thread rather than dropped. Idle kept-alive connections
+        end with the worker, as in gunicorn.
+
         Refuses ``do_handshake_on_connect``: gthread wraps connections in its
         main loop, where a handshake would hold every connection of the
         worker, and a refused one would end the worker.
@@ -744,6 +761,33 @@ if _gunicorn_gthread is not None:
             except (OSError, ValueError):
                 return None
 
+        def run(self):
+            # The pipe gunicorn's signal handlers write to (set_wakeup_fd), watched as the sync worker's select
+            # watches it: SIGTERM wakes the loop at once.
+            self.poller.register(self.PIPE[0], selectors.EVENT_READ, self.drain_wakeup)
+            super().run()
+
+        def drain_wakeup(self, fd):
+            try:
+                os.read(fd, 4096)
+            except OSError:  # empty (non-blocking)
+                pass
+
+        def accept(self, server, listener):
+            if self.alive:  # stopping: the connection is left to the new workers
+                super().accept(server, listener)
+
+        def serve_accepted(self):
+            """Hand to the threads the connections accepted whose first bytes the loop still waits for (gunicorn 23):
+            the loop is ending, and would drop them unanswered."""
+            readable = getattr(self, "on_client_socket_readable", None)  # not in 20.1, which hands them at once
+            with self._lock:
+                waiting = [key for key in self.poller.get_map().values()
+                           if isinstance(key.data, functools.partial) and key.data.func == readable
+                           and not key.data.args[0].initialized]
+            for key in waiting:
+                key.data(key.fileobj)
+
         def handle(self, conn):
             # In the thread, before the first read (the handshake): no wait on the client beyond timeout.
             conn.sock.settimeout(self.cfg.timeout or None)
@@ -758,7 +802,10 @@ if _gunicorn_gthread is not None:
             super().enqueue_req(conn)
 
         def murder_keepalived(self):
+            # Called at the end of each turn of the loop, the last one included.
             super().murder_keepalived()
+            if not self.alive:
+                self.serve_accepted()
             if not (self.checks_trust and self._keep):
                 return
             current = self.current_context()

@@ -108,8 +108,7 @@ class Pki:
         self.issuing = Authority("Test Issuing CA", parent=self.root)
         self.outside = Authority("Outside Root CA")
         self.paths = {}
-        server, server_key = self.issuing.issue("localhost", ExtendedKeyUsageOID.SERVER_AUTH)
-        self.write("server.combined.pem", pem(server) + pem(self.issuing.cert) + key_pem(server_key))
+        self.server("server.combined.pem")
         self.clients = {}
         for name in ("good", "revoked", "other"):
             cert, key = self.issuing.issue(name, ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -121,6 +120,13 @@ class Pki:
         self.write("ca-bundle.pem", pem(self.root.cert))
         self.write("ca-bundle-with-issuing.pem", pem(self.root.cert) + pem(self.issuing.cert))
         self.write("crls.pem", self.crls())
+
+    def server(self, name):
+        """A new server certificate (localhost, 127.0.0.1) with its chain and key, written to name (as the
+        certificate role writes server.combined.pem, renewals included); returns the certificate."""
+        cert, key = self.issuing.issue("localhost", ExtendedKeyUsageOID.SERVER_AUTH)
+        self.write(name, pem(cert) + pem(self.issuing.cert) + key_pem(key))
+        return cert
 
     def crls(self, revoked=None, issuing=True, lapsed=False):
         """The CRL file the certificate role writes: the root's CRL and the issuing CA's (revoking "revoked")."""
@@ -157,7 +163,8 @@ def gunicorns():
 
 
 def render_configuration(pki, tmp_path, port, crl_path, allowed_common_names=(),
-                         worker_class="fleet_mtls_identity.SyncWorker", threads=1, keepalive=2, timeout=30):
+                         worker_class="fleet_mtls_identity.SyncWorker", threads=1, keepalive=2, timeout=30,
+                         certificate="server.combined.pem"):
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
                                      trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     environment.filters["to_json"] = json.dumps
@@ -171,7 +178,7 @@ def render_configuration(pki, tmp_path, port, crl_path, allowed_common_names=(),
         "mtls_python_service_bind_address": "127.0.0.1", "mtls_python_service_port": port,
         "mtls_python_service_workers": 1, "mtls_python_service_timeout": timeout,
         "mtls_python_service_graceful_timeout": 5,
-        "mtls_python_service_certificate_path": pki.path("server.combined.pem"),
+        "mtls_python_service_certificate_path": pki.path(certificate),
         "mtls_python_service_key_path": None, "mtls_python_service_ca_bundle_path": pki.path("ca-bundle.pem"),
         "mtls_python_service_crl_path": crl_path, "mtls_python_service_access_log": str(tmp_path / "access.json"),
         "mtls_python_service_site": "crl-test", "mtls_python_service_allowed_spiffe_ids": [],

@@ -25,6 +25,7 @@ import time
 import types
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from gunicorn_harness import FILES, WORKER_CLASSES, Gunicorn, Pki, free_port, gunicorns, render_configuration
 
@@ -906,3 +907,122 @@ def test_thread_worker_refuses_a_handshake_in_its_main_loop(pki, tmp_path, gunic
                  lambda text: text.replace("do_handshake_on_connect = False", "do_handshake_on_connect = True"),
                  worker_class=_THREAD_WORKER) as (server, _port):
         assert _failed_to_boot(server, "do_handshake_on_connect must be False"), server.output()
+
+
+# --- reloads: a renewed certificate ---------------------------------------------------------------------------------
+
+# Appended to the role's configuration: each worker notes when its SIGTERM handler runs (its pid and CLOCK_MONOTONIC,
+# which is the same clock in every process), then runs the worker's own handler.
+_NOTE_SIGTERM = '''
+
+import os as _os, signal as _signal, time as _time
+
+_role_post_worker_init = post_worker_init
+
+
+def post_worker_init(worker):
+    _role_post_worker_init(worker)
+    handler = _signal.getsignal(_signal.SIGTERM)
+
+    def noted(sig, frame):
+        fd = _os.open(NOTES, _os.O_WRONLY | _os.O_APPEND | _os.O_CREAT, 0o600)
+        _os.write(fd, ("%d %d\\n" % (_os.getpid(), _time.monotonic_ns())).encode())
+        _os.close(fd)
+        handler(sig, frame)
+
+    _signal.signal(_signal.SIGTERM, noted)
+'''
+
+
+def _served(port, client_context):
+    """GET / over a new TLS connection: (when it began to connect, time.monotonic_ns(); the server's certificate,
+    DER, or None; the HTTP status, or the error that ended it)."""
+    started, der = time.monotonic_ns(), None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with client_context.wrap_socket(raw) as tls:
+                der = tls.getpeercert(binary_form=True)
+                tls.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                line = tls.makefile("rb").readline()
+        return started, der, int(line.split(b" ", 2)[1]) if line.startswith(b"HTTP/") else "no answer"
+    except (ssl.SSLError, OSError) as exc:
+        return started, der, "refused: %s" % exc
+
+
+def _reloaded(server, port, client, pki, notes, certificate, reloads):
+    """Each reload: certificate renewed, HUP, then new connections one after the other for 1.5 s, until the old
+    worker is gone. Yields (when the HUP was sent, time.monotonic_ns(); the connections made since (see _served); the
+    old certificate, DER; the new one; when the old worker's SIGTERM handler ran)."""
+    _started, old, status = _served(port, client)
+    assert status == 200, server.output()
+    for reload in range(1, reloads + 1):
+        new = pki.server(certificate).public_bytes(serialization.Encoding.DER)
+        hup = time.monotonic_ns()
+        server.process.send_signal(signal.SIGHUP)
+        served, deadline = [], time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            served.append(_served(port, client))
+        server.wait_ready(port, booted=reload + 1)
+        deadline = time.monotonic() + 15
+        while server.output().count("Worker exiting") < reload and time.monotonic() < deadline:
+            time.sleep(0.1)
+        terms = {}  # the arbiter sends SIGTERM again, each second, while an old worker lives on: the first counts
+        for line in (notes.read_text() if notes.exists() else "").splitlines():
+            pid, when = map(int, line.split())
+            terms[pid] = min(terms.get(pid, when), when)
+        assert len(terms) == reload, server.output()  # one old worker each time (the new one has had none)
+        yield hup, served, old, new, sorted(terms.values())[-1]
+        old = new
+
+
+def test_after_a_reload_no_old_worker_takes_a_new_connection(pki, tmp_path, gunicorn_command, worker_class):
+    # The role's renewal: the certificate file replaced, then a reload (HUP). The arbiter reads its configuration
+    # again, starts a new worker (which pins the new certificate) and sends the old one SIGTERM. From the HUP on, new
+    # connections one after the other: each is answered, and once the old worker has its SIGTERM no connection made
+    # after it gets the old certificate. Those made in between (the arbiter still reading its configuration, 10 to
+    # 180 ms here) go to the old worker, the only one there, with either worker class. Three reloads: an old worker
+    # that still accepts after its SIGTERM may lose the race for a connection to the new one.
+    notes = tmp_path / "sigterm.notes"
+    pki.server("reload-server.pem")
+    with _edited(pki, tmp_path, gunicorn_command, "reload-crls.pem",
+                 lambda text: text + _NOTE_SIGTERM.replace("NOTES", repr(str(notes))),
+                 worker_class=worker_class, certificate="reload-server.pem") as (server, port):
+        server.wait_ready(port)
+        client = _client_context(pki, "good")
+        for hup, served, old, new, sigterm in _reloaded(server, port, client, pki, notes, "reload-server.pem", 3):
+
+            def ms(when, hup=hup):
+                return round((when - hup) / 1e6, 1)
+
+            summary = {"sigterm": ms(sigterm), "connections": len(served),
+                       "old certificate": [ms(started) for started, der, _status in served if der == old],
+                       "new certificate from": min((ms(started) for started, der, _status in served if der == new),
+                                                   default=None),
+                       "not answered": [(ms(started), status) for started, _der, status in served if status != 200]}
+            print(summary)
+            assert not summary["not answered"], (summary, server.output())
+            assert all(der in (old, new) for _started, der, _status in served)
+            late = [ms(started) for started, der, _status in served if started > sigterm and der != new]
+            assert not late, (summary, server.output())
+            assert served[-1][1] == new, summary
+
+
+def test_a_connection_accepted_before_a_reload_is_served_when_its_client_speaks(pki, tmp_path, gunicorn_command,
+                                                                               worker_class):
+    # A client connects and says nothing yet (a preconnect): the worker accepts it (gunicorn 23's gthread then
+    # waits in its loop for its first bytes; 20.1's hands it to a thread; the sync worker waits in the handshake).
+    # A reload stops that worker, and only then does the client send its handshake and request: the old worker
+    # still answers it, with its own certificate, before it exits.
+    with _serving(pki, tmp_path, gunicorn_command, "preconnect-crls.pem",
+                  worker_class=worker_class) as (server, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            time.sleep(0.3)  # accepted
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_ready(port, booted=2)
+            time.sleep(1.5)  # the old worker has left its loop (gthread's waits at most a second)
+            assert "Worker exiting" not in server.output()  # it waits for the connection it accepted
+            with _client_context(pki, "good").wrap_socket(raw) as tls:
+                tls.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                line = tls.makefile("rb").readline()
+    assert line.startswith(b"HTTP/1.0 200 "), server.output()
