@@ -91,7 +91,7 @@ import ssl
 import threading
 import time
 
-__all__ = ["IdentityMiddleware", "peer_identity", "configure", "create_access_log", "AccessLog",
+__all__ = ["IdentityMiddleware", "peer_identity", "session_resumed", "configure", "create_access_log", "AccessLog",
            "pin_server_certificate", "check_revocation", "checks_crls", "server_context", "WrapSocketShim",
            "install_wrap_socket_shim", "WorkerContext", "worker_ssl_context", "CloseNotifySocket",
            "connection_context", "RoleWorker"]
@@ -183,6 +183,16 @@ def peer_identity(environ):
     return describe_peer_certificate(cert)
 
 
+def session_resumed(environ):
+    """"1" when the request's TLS connection resumed a session (its client skipped the certificate exchange), else "0".
+
+    Written into the access log as ``tls_resumed``, as nginx's and HAProxy's
+    logs of the role's other services write it.
+    """
+    sock = environ.get("gunicorn.socket")
+    return "1" if isinstance(sock, ssl.SSLSocket) and sock.session_reused else "0"
+
+
 class AccessLog:
     """One JSON object per line, appended with a single write (O_APPEND) so that workers never interleave."""
 
@@ -258,7 +268,8 @@ class IdentityMiddleware:
                 self.access_log.write(client_addr, identity, code,
                                       method=environ.get("REQUEST_METHOD", ""), path=environ.get("PATH_INFO", ""),
                                       user_agent=environ.get("HTTP_USER_AGENT", ""),
-                                      probe=environ.get("HTTP_X_FLEET_MTLS_PROBE", ""))
+                                      probe=environ.get("HTTP_X_FLEET_MTLS_PROBE", ""),
+                                      tls_resumed=session_resumed(environ))
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
