@@ -43,7 +43,14 @@ ROTATED_SUFFIX = ".1"
 # How many user agents a client's result names (the most frequent first).
 MAX_USER_AGENTS = 3
 
-Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity user_agent probe")
+Record = collections.namedtuple("Record", "time server site client_addr outcome reason identity user_agent probe status")
+
+# The statuses of a request the server refused for its client certificate or
+# identity: 0 for a refused handshake (no HTTP status), 403 (nginx's 495 and
+# 496 are answered as 403 by the nginx role), 495 and 496 as nginx logs them
+# without that mapping. A strict server refuses every request without a valid
+# certificate; a permissive one only those its allow-list refuses.
+REFUSED_STATUSES = frozenset((0, 403, 495, 496))
 
 _MONTHS = dict((name, number) for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1))
@@ -158,7 +165,22 @@ def _json_record(text):
         identity = _text(entry.get("tls_client_spiffe_id")) or _text(entry.get("tls_client_subject"))
     return Record(time, _text(entry.get("server")), _text(entry.get("site")),
                   normalize_address(entry.get("client_addr")), outcome, reason, identity, _text(entry.get("user_agent")),
-                  _text(entry.get("probe")))
+                  _text(entry.get("probe")), _status(entry.get("status")))
+
+
+def _status(value):
+    """The logged HTTP status as an int (0 for a refused handshake), None when the record has none."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def refused(record):
+    """Whether the server refused this record's request (its handshake, or with a 403 for the client's identity)."""
+    return record.status in REFUSED_STATUSES
 
 
 def _haproxy_connection_error(line, local_timezone):
@@ -176,7 +198,7 @@ def _haproxy_connection_error(line, local_timezone):
     else:
         time = local.astimezone(c.UTC)  # a naive datetime is taken as this host's local time
     return Record(time, "haproxy", match.group("frontend"), normalize_address(match.group("addr")), FAILED,
-                  match.group("error").strip(), "", "", "")
+                  match.group("error").strip(), "", "", "", 0)
 
 
 def _counts():
@@ -189,6 +211,7 @@ class _Client(object):
         self.client_addr = client_addr
         self.identity = identity
         self.counts = _counts()
+        self.refused = 0
         self.failure_reasons = collections.Counter()
         self.user_agents = collections.Counter()
         self.first_seen = None
@@ -197,6 +220,7 @@ class _Client(object):
 
     def add(self, record):
         self.counts[record.outcome] += 1
+        self.refused += refused(record)
         if record.reason is not None:
             self.failure_reasons[record.reason] += 1
         if record.outcome != VALID and record.user_agent:
@@ -210,7 +234,7 @@ class _Client(object):
 
     def result(self):
         return dict(client_addr=self.client_addr, identity=self.identity, requests=sum(self.counts.values()),
-                    failure_reasons=dict(sorted(self.failure_reasons.items())),
+                    refused=self.refused, failure_reasons=dict(sorted(self.failure_reasons.items())),
                     user_agents=[agent for agent, _count in sorted(
                         self.user_agents.items(), key=lambda item: (-item[1], item[0]))[:MAX_USER_AGENTS]],
                     first_seen=c.isoformat(self.first_seen), last_seen=c.isoformat(self.last_seen),
@@ -236,6 +260,8 @@ class AdoptionCounter(object):
         self.probe_token = probe_token.encode("utf-8") if probe_token else None
         self.excluded = 0
         self.totals = _counts()
+        self.refused = 0
+        self.sites_refused = collections.Counter()
         self.failure_reasons = collections.Counter()
         self.clients = {}
         self.sites = {}
@@ -253,6 +279,7 @@ class AdoptionCounter(object):
             self.excluded += 1
             return self.EXCLUDED
         self.totals[record.outcome] += 1
+        self.refused += refused(record)
         if record.reason is not None:
             self.failure_reasons[record.reason] += 1
         key = (record.client_addr, record.identity)
@@ -263,6 +290,7 @@ class AdoptionCounter(object):
         if site_key not in self.sites:
             self.sites[site_key] = _counts()
         self.sites[site_key][record.outcome] += 1
+        self.sites_refused[site_key] += refused(record)
         if self.first_seen is None or record.time < self.first_seen:
             self.first_seen = record.time
         if self.last_seen is None or record.time > self.last_seen:
@@ -273,10 +301,11 @@ class AdoptionCounter(object):
         requests = sum(self.totals.values())
         clients = [client.result() for client in sorted(
             self.clients.values(), key=lambda client: (address_sort_key(client.client_addr), client.identity))]
-        sites = [dict(site=site, server=server, requests=sum(counts.values()), adoption=_ratio(counts), **counts)
+        sites = [dict(site=site, server=server, requests=sum(counts.values()), adoption=_ratio(counts),
+                      refused=self.sites_refused[(site, server)], **counts)
                  for (site, server), counts in sorted(self.sites.items())]
         return dict(
-            totals=dict(requests=requests, **self.totals),
+            totals=dict(requests=requests, refused=self.refused, **self.totals),
             records_excluded=self.excluded,
             adoption=_ratio(self.totals),
             failure_reasons=dict(sorted(self.failure_reasons.items())),

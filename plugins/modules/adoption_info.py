@@ -125,10 +125,17 @@ totals:
   description: Records in the window, by outcome. A refused handshake counts as a request.
   returned: always
   type: dict
-  sample: {requests: 1520, valid: 1498, none: 20, failed: 2}
+  sample: {requests: 1520, valid: 1498, none: 20, failed: 2, refused: 0}
   contains:
     requests:
       description: All records in the window.
+      type: int
+    refused:
+      description:
+        - Records the server refused for the client's certificate or identity, whatever their outcome - a refused
+          handshake (status 0) or a 403 (or nginx's 495 and 496). A strict server refuses every record without a valid
+          certificate; in permissive mode only an allow-list refuses. The rollout's soak compares these across its
+          windows.
       type: int
     valid:
       description: Records with a verified client certificate.
@@ -160,6 +167,7 @@ clients:
     - client_addr: 10.0.0.21
       identity: spiffe://prod.example.com/app/app1
       requests: 1498
+      refused: 0
       valid: 1498
       none: 0
       failed: 0
@@ -171,6 +179,7 @@ clients:
     - client_addr: 10.0.0.35
       identity: ""
       requests: 20
+      refused: 0
       valid: 0
       none: 20
       failed: 0
@@ -189,6 +198,9 @@ clients:
       type: str
     requests:
       description: The client's records in the window.
+      type: int
+    refused:
+      description: Of which refused by the server (see RV(totals.refused)).
       type: int
     valid:
       description: Of which with a verified certificate.
@@ -237,8 +249,8 @@ sites:
   type: list
   elements: dict
   sample:
-    - {site: api, server: nginx, requests: 1510, valid: 1498, none: 10, failed: 2, adoption: 0.9920529801324503}
-    - {site: inventory, server: python_service, requests: 10, valid: 0, none: 10, failed: 0, adoption: 0.0}
+    - {site: api, server: nginx, requests: 1510, valid: 1498, none: 10, failed: 2, refused: 0, adoption: 0.9920529801324503}
+    - {site: inventory, server: python_service, requests: 10, valid: 0, none: 10, failed: 0, refused: 0, adoption: 0.0}
   contains:
     site:
       description: The C(site) field of the log (nginx site, HAProxy frontend, service).
@@ -257,6 +269,9 @@ sites:
       type: int
     failed:
       description: Of which with a failed certificate.
+      type: int
+    refused:
+      description: Of which refused by the server (see RV(totals.refused)).
       type: int
     adoption:
       description: valid / requests.

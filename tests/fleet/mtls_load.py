@@ -5,13 +5,18 @@ current certificate and configuration.
 usage: mtls_load.py --ca CA [--cert CERT --key KEY] --stop STOP_FILE
                     [--max-seconds S] [--max-requests N] [--pause S]
                     [--path /] [--expect-body TEXT] [--user-agent NAME]
-                    HOST:PORT [HOST:PORT ...]
+                    [--once-strict] HOST:PORT [HOST:PORT ...]
 
 Without --cert the caller presents no client certificate (a caller the
 rollout must notice). Each thread stops once STOP_FILE exists, after
 --max-seconds, or after --max-requests requests. A request counts as failed
 unless it gets HTTP 200 (and, with --expect-body, a body containing TEXT).
-Prints one JSON object: the totals (sent, failed, the first errors, answers
+With --once-strict a thread first waits (within --max-seconds) until its
+server refuses a request without a certificate, asking every half second
+with the fleet's probe token (environment FLEET_MTLS_PROBE_TOKEN), so that
+the waiting leaves no client record in the server's log: a client whose
+requests start to be refused once a server is strict, as a rollout's soak
+must catch. Prints one JSON object: the totals (sent, failed, the first errors, answers
 per server certificate serial) and the same per server under "targets".
 """
 import argparse
@@ -34,6 +39,8 @@ parser.add_argument("--pause", type=float, default=0.0, help="seconds between tw
 parser.add_argument("--path", default="/")
 parser.add_argument("--expect-body", default="")
 parser.add_argument("--user-agent", default="fleet-mtls-load", help="names the caller in the servers' logs")
+parser.add_argument("--once-strict", action="store_true",
+                    help="start once the server refuses a certificate-less probe (FLEET_MTLS_PROBE_TOKEN)")
 parser.add_argument("targets", nargs="+", metavar="HOST:PORT")
 args = parser.parse_args()
 
@@ -44,12 +51,31 @@ expected = args.expect_body.encode()
 results = {}
 
 
+def refuses_certificate_less(host, port):
+    """Whether the server refuses a probe without a certificate now (the probe's token keeps it out of the counts)."""
+    probe_context = ssl.create_default_context(cafile=args.ca)
+    conn = http.client.HTTPSConnection(host, int(port), context=probe_context, timeout=10)
+    try:
+        conn.request("GET", args.path, headers={"User-Agent": args.user_agent,
+                                                "X-Fleet-Mtls-Probe": os.environ.get("FLEET_MTLS_PROBE_TOKEN", "")})
+        return conn.getresponse().status != 200
+    except (OSError, http.client.HTTPException):
+        return True
+    finally:
+        conn.close()
+
+
 def load(target):
     host, port = target.rsplit(":", 1)
     sent = failed = 0
     errors = []
     serials = collections.Counter()
     start = time.monotonic()
+    if args.once_strict:
+        while time.monotonic() - start < args.max_seconds and not os.path.exists(args.stop):
+            if refuses_certificate_less(host, port):
+                break
+            time.sleep(0.5)
     while (time.monotonic() - start < args.max_seconds and not os.path.exists(args.stop)
            and not (args.max_requests and sent >= args.max_requests)):
         sent += 1

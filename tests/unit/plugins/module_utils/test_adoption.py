@@ -111,7 +111,7 @@ def test_each_format_parses_to_a_record():
         ("haproxy_none", HAPROXY_NONE), ("haproxy_error", HAPROXY_ERROR_LOG), ("haproxy_26", HAPROXY_26_REFUSED),
         ("python_success", PYTHON_SUCCESS), ("python_refused", PYTHON_REFUSED)]}
     assert records["nginx_none"] == _adoption.Record(t("2026-11-27T00:22:36Z"), "nginx", "api", "10.0.0.35",
-                                                     "none", None, "", "curl/7.88.1", "")
+                                                     "none", None, "", "curl/7.88.1", "", 200)
     assert records["nginx_success"].outcome == "valid"
     assert records["nginx_success"].identity == "CN=client1,O=Example"
     assert (records["nginx_failed"].outcome, records["nginx_failed"].reason, records["nginx_failed"].identity) == (
@@ -120,14 +120,19 @@ def test_each_format_parses_to_a_record():
     assert records["haproxy_none"].site == "permissive"
     assert records["haproxy_none"].user_agent == "fleet.mtls-tls_probe"
     assert records["haproxy_error"] == _adoption.Record(t("2026-11-27T00:23:02Z"), "haproxy", "strict", "10.0.0.10",
-                                                        "failed", "SSL client certificate not trusted", "CN=rogue", "", "")
+                                                        "failed", "SSL client certificate not trusted", "CN=rogue", "", "",
+                                                        0)
     assert records["haproxy_26"] == _adoption.Record(t("2026-11-27T00:23:03.842Z"), "haproxy", "strict", "10.0.0.4",
-                                                     "failed", "SSL handshake failure", "", "", "")
+                                                     "failed", "SSL handshake failure", "", "", "", 0)
     # The SPIFFE ID is the identity when there is one; +01:00 is read as such.
     assert records["python_success"].identity == "spiffe://lab.internal/client/client1"
     assert records["python_success"].time == t("2026-11-27T00:24:00.125Z")
     assert (records["python_refused"].outcome, records["python_refused"].reason) == (
         "failed", "certificate has expired")
+    # Refused: a handshake (status 0) or a 403, whatever the certificate's outcome; served is not.
+    assert dict((name, _adoption.refused(record)) for name, record in records.items()) == dict(
+        nginx_none=False, nginx_success=False, nginx_failed=True, haproxy_none=False, haproxy_error=True,
+        haproxy_26=True, python_success=False, python_refused=True)
 
 
 def test_haproxy_26_text_line_is_read_in_local_time_and_with_ipv6():
@@ -202,7 +207,8 @@ def test_three_servers_logs_counted_per_client(tmp_path):
     python = write_log(tmp_path / "access.json", PYTHON_SUCCESS, PYTHON_REFUSED, PYTHON_NONE_STRICT)
     result = _adoption.count_adoption([nginx, haproxy, python], local_timezone=UTC)
 
-    assert result["totals"] == dict(requests=11, valid=3, none=3, failed=5)
+    # refused: the 403s (nginx's self-signed, HAProxy's revoked) and every status 0 (refused handshakes)
+    assert result["totals"] == dict(requests=11, valid=3, none=3, failed=5, refused=6)
     assert result["adoption"] == 3 / 11
     assert result["lines_skipped"] == 1 and result["records_outside_window"] == 0
     assert result["missing_paths"] == []
@@ -212,19 +218,21 @@ def test_three_servers_logs_counted_per_client(tmp_path):
         "SSL client certificate not trusted": 1, "SSL handshake failure": 1, "certificate has expired": 1,
         "certificate revoked": 1, "self-signed certificate": 1}
 
-    clients = [(x["client_addr"], x["identity"], x["valid"], x["none"], x["failed"]) for x in result["clients"]]
+    clients = [(x["client_addr"], x["identity"], x["valid"], x["none"], x["failed"], x["refused"])
+               for x in result["clients"]]
     assert clients == [
-        ("10.0.0.4", "", 0, 0, 1),
-        ("10.0.0.9", "CN=rogue", 0, 0, 1),
-        ("10.0.0.10", "CN=client1", 0, 0, 1),
-        ("10.0.0.10", "CN=rogue", 0, 0, 1),
-        ("10.0.0.21", "CN=client1,O=Example", 2, 0, 0),
-        ("10.0.0.21", "spiffe://lab.internal/client/client1", 1, 0, 0),
-        ("10.0.0.35", "", 0, 3, 0),
-        ("10.0.0.36", "", 0, 0, 1),
+        ("10.0.0.4", "", 0, 0, 1, 1),
+        ("10.0.0.9", "CN=rogue", 0, 0, 1, 1),
+        ("10.0.0.10", "CN=client1", 0, 0, 1, 1),
+        ("10.0.0.10", "CN=rogue", 0, 0, 1, 1),
+        ("10.0.0.21", "CN=client1,O=Example", 2, 0, 0, 0),
+        ("10.0.0.21", "spiffe://lab.internal/client/client1", 1, 0, 0, 0),
+        # served twice without a certificate (permissive), refused once (the service, strict)
+        ("10.0.0.35", "", 0, 3, 0, 1),
+        ("10.0.0.36", "", 0, 0, 1, 1),
     ]
     no_cert = result["clients"][6]
-    assert no_cert == dict(client_addr="10.0.0.35", identity="", requests=3, valid=0, none=3, failed=0,
+    assert no_cert == dict(client_addr="10.0.0.35", identity="", requests=3, valid=0, none=3, failed=0, refused=1,
                            failure_reasons={}, user_agents=["curl/7.88.1", "fleet.mtls-tls_probe"],
                            first_seen="2026-11-27T00:22:36Z", last_seen="2026-11-27T00:24:02Z",
                            sites=["api", "inventory", "permissive"])
@@ -235,10 +243,11 @@ def test_three_servers_logs_counted_per_client(tmp_path):
     assert result["clients_with_failed_certificate"] == ["10.0.0.4", "10.0.0.9", "10.0.0.10", "10.0.0.36"]
 
     assert result["sites"] == [
-        dict(site="api", server="nginx", requests=4, valid=2, none=1, failed=1, adoption=0.5),
-        dict(site="inventory", server="python_service", requests=3, valid=1, none=1, failed=1, adoption=1 / 3),
-        dict(site="permissive", server="haproxy", requests=2, valid=0, none=1, failed=1, adoption=0.0),
-        dict(site="strict", server="haproxy", requests=2, valid=0, none=0, failed=2, adoption=0.0),
+        dict(site="api", server="nginx", requests=4, valid=2, none=1, failed=1, refused=1, adoption=0.5),
+        dict(site="inventory", server="python_service", requests=3, valid=1, none=1, failed=1, refused=2,
+             adoption=1 / 3),
+        dict(site="permissive", server="haproxy", requests=2, valid=0, none=1, failed=1, refused=1, adoption=0.0),
+        dict(site="strict", server="haproxy", requests=2, valid=0, none=0, failed=2, refused=2, adoption=0.0),
     ]
     assert result["window"] == dict(since=None, until=None, first_seen="2026-11-27T00:22:36Z",
                                     last_seen="2026-11-27T00:24:02Z")
@@ -281,10 +290,10 @@ def test_the_fleets_own_probes_are_not_clients(tmp_path):
     everything = _adoption.count_adoption([log])
     probes_apart = _adoption.count_adoption([log], probe_token=TOKEN)
 
-    assert everything["totals"] == dict(requests=4, valid=1, none=2, failed=1)
+    assert everything["totals"] == dict(requests=4, valid=1, none=2, failed=1, refused=1)
     assert everything["records_excluded"] == 0
     # A refused handshake carries no token and still counts.
-    assert probes_apart["totals"] == dict(requests=3, valid=1, none=1, failed=1)
+    assert probes_apart["totals"] == dict(requests=3, valid=1, none=1, failed=1, refused=1)
     assert probes_apart["records_excluded"] == 1
     assert probes_apart["files"][0]["excluded"] == 1 and probes_apart["files"][0]["records"] == 3
     assert probes_apart["clients_without_certificate"] == ["10.0.0.35"]
@@ -310,14 +319,14 @@ def test_a_client_cannot_pass_for_a_probe(tmp_path, forged):
     log = write_log(tmp_path / "access.log", *lines)
     result = _adoption.count_adoption([log], probe_token=TOKEN)
     assert result["records_excluded"] == 0
-    assert result["totals"] == dict(requests=50, valid=0, none=50, failed=0)
+    assert result["totals"] == dict(requests=50, valid=0, none=50, failed=0, refused=0)
     assert result["clients_without_certificate"] == ["10.0.0.35"]
 
 
 def test_nothing_in_the_window_is_no_adoption_figure(tmp_path):
     log = write_log(tmp_path / "access.log", NGINX_SUCCESS)
     result = _adoption.count_adoption([log], since="2026-11-28T00:00:00Z")
-    assert result["totals"] == dict(requests=0, valid=0, none=0, failed=0)
+    assert result["totals"] == dict(requests=0, valid=0, none=0, failed=0, refused=0)
     assert result["adoption"] is None
     assert result["clients"] == [] and result["sites"] == []
     assert result["window"]["first_seen"] is None and result["window"]["last_seen"] is None
@@ -363,7 +372,7 @@ def test_rotated_generation_and_files_named_twice(tmp_path):
 
     assert _adoption.count_adoption([current])["totals"]["requests"] == 1
     result = _adoption.count_adoption([current, str(link), current + ".1"], include_rotated=True)
-    assert result["totals"] == dict(requests=3, valid=1, none=1, failed=1)
+    assert result["totals"] == dict(requests=3, valid=1, none=1, failed=1, refused=1)
     assert [f["path"] for f in result["files"]] == [current + ".1", current]
     # A missing rotated generation is not a missing log.
     alone = write_log(tmp_path / "other.log", HAPROXY_NONE)
@@ -395,7 +404,7 @@ def test_the_python_service_access_log_reads_back(tmp_path):
     log.write("10.0.0.36", refused, 0, tls_error="certificate verify failed")
 
     result = _adoption.count_adoption([path], since=datetime.datetime.now(UTC).replace(microsecond=0).isoformat())
-    assert result["totals"] == dict(requests=3, valid=1, none=1, failed=1)
+    assert result["totals"] == dict(requests=3, valid=1, none=1, failed=1, refused=1)
     assert [(x["client_addr"], x["identity"]) for x in result["clients"]] == [
         ("10.0.0.21", "spiffe://lab.internal/client/client1"), ("10.0.0.35", ""), ("10.0.0.36", "")]
     assert result["sites"][0]["server"] == "python_service"

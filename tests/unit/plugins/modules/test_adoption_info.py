@@ -40,7 +40,7 @@ def test_result(run_module, logs, check_mode):
     result = run_module(dict(paths=[nginx, haproxy, absent], since="2026-11-27T00:00:00Z", fail_on_missing=False),
                         check_mode=check_mode)
     assert result["changed"] is False and not result.get("failed")
-    assert result["totals"] == dict(requests=2, valid=1, none=1, failed=0)
+    assert result["totals"] == dict(requests=2, valid=1, none=1, failed=0, refused=0)
     assert result["adoption"] == 0.5
     assert result["clients_without_certificate"] == ["10.0.0.35"]
     assert result["clients_with_failed_certificate"] == []
