@@ -5,9 +5,10 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
+    # A module extends one of WRITES and READS, and one of CRYPTOGRAPHY and PYTHON: Ansible merges their attributes.
 
     # For modules that write files: full check mode and diff.
-    FILES = r"""
+    WRITES = r"""
 attributes:
   check_mode:
     support: full
@@ -15,14 +16,10 @@ attributes:
   diff_mode:
     support: full
     description: Shows the files that change. Private keys are shown as a placeholder, never their content.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on POSIX hosts with Python and the C(cryptography) library (38.0 or newer).
 """
 
     # For modules that only read.
-    INFO = r"""
+    READS = r"""
 attributes:
   check_mode:
     support: full
@@ -30,8 +27,22 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is written, so there is no diff.
+"""
+
+    # For modules that read or make keys, requests, certificates or CRLs.
+    CRYPTOGRAPHY = r"""
+attributes:
   platform:
     support: full
     platforms: posix
     description: Runs on POSIX hosts with Python and the C(cryptography) library (38.0 or newer).
+"""
+
+    # For modules that read none of those.
+    PYTHON = r"""
+attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on POSIX hosts with Python alone; it needs no C(cryptography) library.
 """

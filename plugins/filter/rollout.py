@@ -121,6 +121,85 @@ def rollout_gate(servers, hostvars, min_adoption=1.0, min_requests=1, min_window
                 servers=observed, clients=client_list, unobserved=unobserved, **totals)
 
 
+def _state(seen):
+    return (seen.get("ansible_local") or {}).get("fleet_mtls") or {}
+
+
+def rollout_next_state(state, mode, now, reason=None):
+    """The host's rollout state after applying ``mode`` at ``now`` (role rollout, entry mode).
+
+    Times move only when the mode does, so re-applying a mode changes
+    nothing. ``permissive_since`` is when the host last went permissive (a
+    rollback from strict starts a new observation window). A new ``reason``
+    replaces the old one; re-applying the same mode without one keeps it.
+    """
+    if mode not in ("strict", "permissive"):
+        raise AnsibleFilterError("rollout_next_state: mode must be strict or permissive, not %r" % (mode,))
+    state = state or {}
+    same = state.get("mode") == mode
+    result = dict(mode=mode, since=state.get("since") if same else now,
+                  permissive_since=now if mode == "permissive" and not same else state.get("permissive_since"))
+    if reason:
+        result["reason"] = reason
+    elif same and "reason" in state:
+        result["reason"] = state["reason"]
+    return result
+
+
+def rollout_failed_hosts(batch, hostvars):
+    """The hosts of a strict batch whose outcome (``mtls_rollout_strict_outcome``) did not pass."""
+    failed = []
+    for host in batch:
+        outcome = hostvars[host].get("mtls_rollout_strict_outcome") or {}
+        passed = outcome.get("passed", True)
+        if isinstance(passed, str):
+            passed = passed.strip().lower() in ("true", "yes", "1", "on")
+        if not passed:
+            failed.append(host)
+    return failed
+
+
+def rollout_report(servers, hostvars, phases=None, now=None):
+    """The rollout report: every server's mode, adoption and last verification, the gate, the waves and soaks.
+
+    Read from each server's facts (``ansible_local.fleet_mtls``,
+    ``mtls_rollout_adoption``, ``mtls_verify_result``,
+    ``mtls_rollout_rolled_back``) and from ``localhost``'s (the gate's
+    verdict, the wave plan, the soaks, a regression).
+    """
+    summary = dict(servers=0, strict=[], permissive=[], not_switched=[], rolled_back=[], verification_failed=[])
+    rows = []
+    for host in servers:
+        seen = hostvars[host]
+        state = _state(seen)
+        verification = seen.get("mtls_verify_result")
+        rollback = seen.get("mtls_rollout_rolled_back")
+        adoption = seen.get("mtls_rollout_adoption") or {}
+        summary["servers"] += 1
+        summary.setdefault(state.get("mode") or "not_switched", []).append(host)
+        if rollback:
+            summary["rolled_back"].append(host)
+        if verification and not verification.get("passed"):
+            summary["verification_failed"].append(host)
+        rows.append(dict(host=host, services=seen.get("mtls_services") or [], mode=state.get("mode"),
+                         since=state.get("since"), permissive_since=state.get("permissive_since"),
+                         reason=state.get("reason"), adoption=adoption.get("totals"),
+                         clients=adoption.get("clients") or [], verification=verification, rolled_back=rollback))
+    controller = hostvars["localhost"] if "localhost" in hostvars else {}
+    gate = controller.get("mtls_rollout_gate_verdict")
+    plan = controller.get("mtls_rollout_wave_plan")
+    soaks = controller.get("mtls_rollout_soaks") or []
+    regression = controller.get("mtls_rollout_regression")
+    summary.update(gate=gate.get("passed") if gate else None, adoption=gate.get("adoption") if gate else None,
+                   waves_soaked=[soak.get("wave") for soak in soaks],
+                   regressed_wave=regression.get("wave") if regression else None)
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dict(time=now, phases=list(phases or []), summary=summary, gate=gate, servers=rows,
+                waves=plan.get("waves", []) if plan else [], soaks=soaks, regression=regression)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"rollout_gate": rollout_gate}
+        return {"rollout_gate": rollout_gate, "rollout_next_state": rollout_next_state,
+                "rollout_failed_hosts": rollout_failed_hosts, "rollout_report": rollout_report}

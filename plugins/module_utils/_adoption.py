@@ -28,7 +28,7 @@ import json
 import os
 import re
 
-from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _time as c
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 VALID = "valid"

@@ -9,7 +9,6 @@ once, so the rest of the core reads the same on both.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import re
 import traceback
@@ -29,11 +28,12 @@ else:
     CRYPTOGRAPHY_VERSION = cryptography.__version__
 
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+# The time helpers live in _time (standard library only); here for the modules that read them from _crypto.
+from ansible_collections.fleet.mtls.plugins.module_utils._time import (  # noqa: F401 pylint: disable=unused-import
+    UTC, as_utc, isoformat, parse_isoformat, utcnow)
 
 # The oldest release the core is written and tested against (Debian 12).
 MINIMUM_CRYPTOGRAPHY_VERSION = "38.0"
-
-UTC = datetime.timezone.utc
 
 # Key types the collection makes, with the sizes each accepts (bits; for EC
 # the curve's size) and the default size.
@@ -48,19 +48,6 @@ _EC_CURVES = {256: "SECP256R1", 384: "SECP384R1"}
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\r?\n.*?-----END (?P=label)-----", re.S
 )
-
-
-def utcnow():
-    return datetime.datetime.now(UTC)
-
-
-def as_utc(value):
-    """cryptography < 42 returns naive datetimes that mean UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _utc_attribute(obj, name):
@@ -88,20 +75,6 @@ def crl_next_update(crl):
 
 def revocation_date(revoked):
     return _utc_attribute(revoked, "revocation_date")
-
-
-def isoformat(value):
-    """ISO 8601 in UTC with a Z, to the second: what every result carries."""
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_isoformat(text):
-    """Read back what isoformat() wrote (and plain ISO 8601 with an offset)."""
-    try:
-        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        raise PkiError("%r is not an ISO 8601 date and time" % (text,))
-    return as_utc(value)
 
 
 def to_bytes(data):

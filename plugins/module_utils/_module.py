@@ -152,18 +152,26 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def run(module, body):
-    """Run body(module) -> result dict; every PkiError becomes fail_json.
-
-    First of all, a private key in an option that is logged is refused, masked.
-    """
-    _params.refuse_private_keys(module)
+def require_cryptography(module):
+    """Fail the module unless cryptography is importable and at least MINIMUM_CRYPTOGRAPHY_VERSION."""
     if not c.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography >= %s" % c.MINIMUM_CRYPTOGRAPHY_VERSION),
                          exception=c.CRYPTOGRAPHY_IMPORT_ERROR)
     if _version_tuple(c.CRYPTOGRAPHY_VERSION) < _version_tuple(c.MINIMUM_CRYPTOGRAPHY_VERSION):
         module.fail_json(msg="cryptography %s is too old: fleet.mtls needs %s or newer"
                          % (c.CRYPTOGRAPHY_VERSION, c.MINIMUM_CRYPTOGRAPHY_VERSION))
+
+
+def run(module, body, needs_cryptography=True):
+    """Run body(module) -> result dict; every PkiError becomes fail_json.
+
+    First of all, a private key in an option that is logged is refused, masked.
+    Then cryptography is required (present and recent enough), unless the
+    module reads no key, request or certificate (needs_cryptography=False).
+    """
+    _params.refuse_private_keys(module)
+    if needs_cryptography:
+        require_cryptography(module)
     try:
         result = body(module)
     except PkiError as exc:

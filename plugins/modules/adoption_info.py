@@ -27,7 +27,8 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
-  - fleet.mtls.attributes.INFO
+  - fleet.mtls.attributes.READS
+  - fleet.mtls.attributes.PYTHON
 options:
   paths:
     description:
@@ -385,7 +386,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    _module.run(module, count_adoption)
+    # Access logs only: no key, request or certificate, so no cryptography needed.
+    _module.run(module, count_adoption, needs_cryptography=False)
 
 
 if __name__ == "__main__":

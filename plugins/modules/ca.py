@@ -35,7 +35,8 @@ author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   key_path:
     description: Path of the CA's private key. Made when missing.

@@ -18,7 +18,8 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
-  - fleet.mtls.attributes.INFO
+  - fleet.mtls.attributes.READS
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   index_path:
     description:

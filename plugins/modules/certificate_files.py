@@ -24,7 +24,8 @@ author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   certificate:
     description: The certificate in PEM. A value that holds a private key (a combined PEM) is refused, masked in the

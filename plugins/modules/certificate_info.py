@@ -22,7 +22,8 @@ author:
 extends_documentation_fragment:
   - fleet.mtls.private_key_source
   - fleet.mtls.renewal
-  - fleet.mtls.attributes.INFO
+  - fleet.mtls.attributes.READS
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   path:
     description: Path of the certificate. The first certificate in the file is the one described; the others are

@@ -45,7 +45,8 @@ author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
   - fleet.mtls.renewal
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   directory:
     description: The directory of the host's keys and certificates. Made (mode V('0755')) when missing.
@@ -292,7 +293,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 # The code whose decision the memo stands for (the imports of _request, all the way down).
 DECIDING_CODE = ("_bundle", "_crl", "_crypto", "_errors", "_files", "_index", "_install", "_memo", "_module",
-                 "_params", "_policy", "_request", "_x509")
+                 "_params", "_policy", "_request", "_time", "_x509")
 
 
 def decision_paths(params):

@@ -31,7 +31,8 @@ author:
 extends_documentation_fragment:
   - fleet.mtls.ca_signer
   - fleet.mtls.file_attributes
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   path:
     description: Where the PEM CRL is written on the CA host.

@@ -19,7 +19,8 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
-  - fleet.mtls.attributes.INFO
+  - fleet.mtls.attributes.READS
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   path:
     description: The PEM file holding the CRLs.

@@ -20,7 +20,8 @@ author:
 extends_documentation_fragment:
   - fleet.mtls.private_key_source
   - fleet.mtls.file_attributes
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   path:
     description:

@@ -29,7 +29,8 @@ author:
 extends_documentation_fragment:
   - fleet.mtls.file_attributes
   - fleet.mtls.renewal
-  - fleet.mtls.attributes.FILES
+  - fleet.mtls.attributes.WRITES
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   path:
     description:

@@ -31,7 +31,8 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
-  - fleet.mtls.attributes.INFO
+  - fleet.mtls.attributes.READS
+  - fleet.mtls.attributes.CRYPTOGRAPHY
 options:
   host:
     description: Name or address to connect to, as seen from the managed host.

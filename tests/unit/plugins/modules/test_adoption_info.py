@@ -4,6 +4,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -88,3 +93,34 @@ def test_a_broken_line_fails_naming_file_and_line(run_module, tmp_path):
     log.write_text(NGINX_SUCCESS + "\n" + NGINX_SUCCESS[:60] + "\n")
     result = run_module(dict(paths=[str(log)]))
     assert result["failed"] and result["msg"].startswith("access log %s, line 2: not JSON" % log)
+
+
+# Where cryptography cannot be imported at all: adoption_info reads logs and runs; a module that reads keys
+# fails naming the library. In a fresh interpreter, so that nothing here has imported cryptography before.
+WITHOUT_CRYPTOGRAPHY = r"""
+import json, sys
+sys.modules["cryptography"] = None  # import cryptography now raises ImportError
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.fleet.mtls.plugins.modules import adoption_info, private_key
+for module, args in ((adoption_info, dict(paths=[sys.argv[1]], fail_on_missing=True)),
+                     (private_key, dict(path=sys.argv[2]))):
+    with patch_module_args(args):
+        try:
+            module.main()
+        except SystemExit:
+            pass
+"""
+
+
+def test_adoption_info_needs_no_cryptography(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text(NGINX_SUCCESS + "\n" + HAPROXY_NONE + "\n")
+    key = tmp_path / "server.key"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_CRYPTOGRAPHY, str(log), str(key)],
+                          capture_output=True, text=True, check=False, env=dict(os.environ))
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 2, done.stdout + done.stderr
+    counted, refused = results
+    assert not counted.get("failed") and counted["totals"]["requests"] == 2, counted
+    assert refused["failed"] and "cryptography" in refused["msg"], refused
+    assert not key.exists()
