@@ -11,6 +11,18 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+class AnsibleYamlLoader(yaml.SafeLoader):
+    """YAML as Ansible reads it here: its !unsafe and !vault tags are plain text."""
+
+
+for _tag in ("!unsafe", "!vault"):
+    AnsibleYamlLoader.add_constructor(_tag, lambda loader, node: loader.construct_scalar(node))
+
+
+def load(path):
+    return yaml.load(path.read_text(), Loader=AnsibleYamlLoader)  # nosec - a SafeLoader with two text tags
+
+
 def task_variables(tasks):
     for task in tasks or []:
         if not isinstance(task, dict):
@@ -28,13 +40,13 @@ def role_variables(role):
     for name in ("defaults/main.yml", "vars/main.yml"):
         path = role / name
         if path.exists():
-            yield from (yaml.safe_load(path.read_text()) or {}).keys()
+            yield from (load(path) or {}).keys()
     specs = role / "meta/argument_specs.yml"
     if specs.exists():
-        for spec in (yaml.safe_load(specs.read_text()) or {}).get("argument_specs", {}).values():
+        for spec in (load(specs) or {}).get("argument_specs", {}).values():
             yield from (spec.get("options") or {}).keys()
     for path in sorted((role / "tasks").glob("*.yml")) + sorted((role / "handlers").glob("*.yml")):
-        yield from task_variables(yaml.safe_load(path.read_text()))
+        yield from task_variables(load(path))
 
 
 def main():
