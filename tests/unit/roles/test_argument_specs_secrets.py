@@ -16,8 +16,7 @@ SECRET = re.compile(r"(passphrase|password|token|secret)$")  # the value itself,
 def options(spec, path):
     for name, option in (spec.get("options") or {}).items():
         yield "%s.%s" % (path, name), name, option
-        for found in options(option, "%s.%s" % (path, name)):
-            yield found
+        yield from options(option, "%s.%s" % (path, name))
 
 
 def test_secret_options_are_no_log():

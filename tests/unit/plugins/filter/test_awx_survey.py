@@ -71,8 +71,8 @@ def test_types_choices_and_booleans():
                                       "mtls_rollout_serial"])
     check_awx_rules(gate)
     override, adoption, serial = gate["spec"]
-    assert (override["type"], override["choices"], override["default"]) == ("multiplechoice", ["true", "false"],
-                                                                             "false")
+    assert override["type"] == "multiplechoice"
+    assert (override["choices"], override["default"]) == (["true", "false"], "false")
     assert (adoption["type"], adoption["default"]) == ("float", 1.0)
     assert (serial["type"], serial["min"], serial["max"]) == ("text", 0, 1024)
     mode = survey("rollout", "mode", ["mtls_rollout_mode"])
