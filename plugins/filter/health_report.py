@@ -264,9 +264,12 @@ def _crl(crl, where, now, host, findings):
     Refresh overdue is less than half its validity (last_update to next_update) left, minus a day: the crl module
     re-signs at half, and a CRL still the old one a day later missed the daily runs. A CRL without a nextUpdate
     never lapses and no rule fires for it; its state says so and it is no finding. One file may hold several CRLs
-    (crls.pem: the root CA's and the issuing CA's), so a CRL is its path and its issuer, as in the metrics' labels.
+    (crls.pem: the root CA's and the issuing CA's), so a CRL is its path, its issuer and the issuer's key identifier
+    (two issuing CAs of one name during a rollover), as in the metrics' labels; a key_id absent (metrics of an
+    earlier release) is empty.
     """
     record = {key: _text(crl, key, where) for key in ("path", "issuer")}
+    record["key_id"] = str(crl.get("key_id") or "")
     number = _count(crl, "crl_number", where)
     last_update = _time(crl, "last_update", where)
     next_update = _time(crl, "next_update", where, nullable=True)
@@ -417,7 +420,7 @@ def _host(host_input, now, limits, findings):
         record["adoption"] = _adoption(host_input, where)
         _sorted_unique(record["certificates"], lambda c: c["name"], where, "certificate")
         _sorted_unique(record["cas"], lambda c: (c["subject"], c["serial"]), where, "CA")
-        _sorted_unique(record["crls"], lambda c: (c["path"], c["issuer"]), where, "CRL")
+        _sorted_unique(record["crls"], lambda c: (c["path"], c["issuer"], c["key_id"]), where, "CRL")
         _sorted_unique(record["services"], lambda s: s["service"], where, "service")
     if mine:
         record["status"] = min((f["severity"] for f in mine), key=_SEVERITY_RANK.__getitem__)

@@ -23,7 +23,7 @@ def _what(answer):
     return text
 
 
-def verify_verdict(answers, mode=None, address="", expected_serials=None):
+def verify_verdict(answers, mode=None, address="", expected_serials=None, refused=False):
     """The verdict on the probes of one server (the registered loop of M(fleet.mtls.tls_probe)).
 
     Each result's ``item`` is the probe: its ``endpoint`` (service, name,
@@ -32,7 +32,9 @@ def verify_verdict(answers, mode=None, address="", expected_serials=None):
     serial, when one is given for its service); without one, a strict
     endpoint must refuse and a permissive one serve. A server certificate
     the bundle does not verify is always a problem. An endpoint's own mode
-    wins over ``mode``.
+    wins over ``mode``. With ``refused``, the client certificate is one
+    every endpoint must refuse (revoked, or of a retired CA): serving it is
+    the problem.
     """
     if mode not in _MODES + (None, ""):
         raise AnsibleFilterError("verify_verdict: mode must be strict, permissive or null, not %r" % (mode,))
@@ -52,6 +54,9 @@ def verify_verdict(answers, mode=None, address="", expected_serials=None):
         if answer.get("outcome") == "server_cert_untrusted":
             problems.append("%s serves a certificate the fleet does not trust: %s" % (
                 where, answer.get("verify_error") or "?"))
+        elif certificate and refused:
+            if served:
+                problems.append("%s served a client certificate it must refuse (%s)" % (where, _what(answer)))
         elif certificate:
             if not served:
                 problems.append("%s refused a good client certificate (%s)" % (where, _what(answer)))

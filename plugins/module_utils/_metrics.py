@@ -50,11 +50,11 @@ FAMILIES = {
     "fleet_mtls_ca_not_after_timestamp_seconds": (
         "End of the validity of a CA certificate this host trusts, in Unix time.", ("subject", "serial")),
     "fleet_mtls_crl_last_update_timestamp_seconds": (
-        "When a CRL on this host was issued (thisUpdate), in Unix time.", ("issuer", "path")),
+        "When a CRL on this host was issued (thisUpdate), in Unix time.", ("issuer", "key_id", "path")),
     "fleet_mtls_crl_next_update_timestamp_seconds": (
-        "When a CRL on this host stops being current (nextUpdate), in Unix time.", ("issuer", "path")),
+        "When a CRL on this host stops being current (nextUpdate), in Unix time.", ("issuer", "key_id", "path")),
     "fleet_mtls_crl_number": (
-        "The CRL number of a CRL on this host (0 when it has none).", ("issuer", "path")),
+        "The CRL number of a CRL on this host (0 when it has none).", ("issuer", "key_id", "path")),
     "fleet_mtls_service_mode": (
         "Client certificate mode of a service: 1 for its current mode, 0 for the others.", ("service", "mode")),
     "fleet_mtls_service_mode_since_timestamp_seconds": (
@@ -234,9 +234,10 @@ def describe_crls(paths, now=None, missing="fail"):
     A file holds one CRL or more (the certificate role's crls.pem holds the
     root CA's and the issuing CA's): each is split and read as
     _crl.describe_crl_file reads it (crl_info's reading), and each is a
-    series of its own, labelled by its file and its issuer. Two CRLs of one
-    issuer in one file would be two series with the same labels, which
-    node_exporter refuses: an error naming them.
+    series of its own, labelled by its file, its issuer and the issuer's key
+    identifier (during an issuing-CA rollover two CAs of one name publish a
+    CRL each). Two CRLs of one issuer and key in one file would be two series
+    with the same labels, which node_exporter refuses: an error naming them.
 
     missing: "fail", a file that does not exist is an error; "report", it is
     left out and returned in the second list, for the caller to report.
@@ -254,14 +255,15 @@ def describe_crls(paths, now=None, missing="fail"):
         described = _crl.describe_crl_file(data, now=now, source="CRL file %s" % path)
         issuers = set()
         for crl in described["crls"]:
-            if crl["issuer"] in issuers:
+            key_id = crl.get("authority_key_identifier") or ""
+            if (crl["issuer"], key_id) in issuers:
                 raise PkiError("CRL file %s holds two CRLs of %s: their metrics would be two series with the same "
-                               "labels (issuer, path); keep one CRL per CA in a file" % (path, crl["issuer"]))
-            issuers.add(crl["issuer"])
-            facts.append(dict(path=path, issuer=crl["issuer"], crl_number=crl["crl_number"] or 0,
+                               "labels (issuer, key_id, path); keep one CRL per CA in a file" % (path, crl["issuer"]))
+            issuers.add((crl["issuer"], key_id))
+            facts.append(dict(path=path, issuer=crl["issuer"], key_id=key_id, crl_number=crl["crl_number"] or 0,
                               last_update=c.parse_isoformat(crl["last_update"]),
                               next_update=c.parse_isoformat(crl["next_update"]) if crl["next_update"] else None))
-    facts.sort(key=lambda fact: (fact["path"], fact["issuer"]))
+    facts.sort(key=lambda fact: (fact["path"], fact["issuer"], fact["key_id"]))
     return facts, absent
 
 
@@ -336,7 +338,7 @@ def build_families(certificates, cas, crls, services, now, host=None):
         add("fleet_mtls_ca_not_after_timestamp_seconds", unix_seconds(fact["not_after"]),
             dict(subject=fact["subject"], serial=fact["serial"]))
     for fact in crls:
-        labels = dict(issuer=fact["issuer"], path=fact["path"])
+        labels = dict(issuer=fact["issuer"], key_id=fact["key_id"], path=fact["path"])
         add("fleet_mtls_crl_last_update_timestamp_seconds", unix_seconds(fact["last_update"]), labels)
         if fact["next_update"] is not None:  # optional in X.509; fleet.mtls CRLs always have one
             add("fleet_mtls_crl_next_update_timestamp_seconds", unix_seconds(fact["next_update"]), labels)

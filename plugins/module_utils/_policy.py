@@ -379,12 +379,13 @@ def renewal_time(not_before, not_after, renew_fraction=None, renew_days_before=N
 
 def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wanted_sans=None,
                     wanted_subject=None, wanted_key_type=None, wanted_key_size=None, renew_fraction=None,
-                    renew_days_before=None, jitter=0.0, seed=None):
+                    renew_days_before=None, jitter=0.0, seed=None, issuers=None):
     """Why a host's certificate must be replaced; an empty list means it is fine.
 
     The one place that decides re-issuance: a missing match with the key, a
-    changed identity or key algorithm, a CA no longer trusted, or the renewal
-    window.
+    changed identity or key algorithm, a CA no longer trusted, a certificate
+    signed by none of issuers (the CAs that sign now: after a CA rollover's
+    switch, every certificate of the old CA), or the renewal window.
     """
     reasons = []
     if key is not None and not c.same_public_key(cert.public_key(), key):
@@ -403,6 +404,8 @@ def reissue_reasons(cert, now, key=None, anchors=None, intermediates=None, wante
         ok, _error, _path = _x509.verify_chain(cert, intermediates or [], anchors, now=now)
         if not ok and c.not_valid_after(cert) > now:
             reasons.append("untrusted_issuer")
+    if issuers and not any(cert.issuer == issuer.subject and c.cert_signed_by(cert, issuer) for issuer in issuers):
+        reasons.append("issuer_changed")
     if c.not_valid_after(cert) <= now:
         reasons.append("expired")
     elif now >= renewal_time(c.not_valid_before(cert), c.not_valid_after(cert), renew_fraction,

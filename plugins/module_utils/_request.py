@@ -40,7 +40,7 @@ def ensure_key(module, key_file, spec, diffs, reuse=True):
     return key, key_file.ensure_attributes(key_file.replace(c.serialize_private_key(key), diffs))
 
 
-def assess(spec, directory, anchors, now, params):
+def assess(spec, directory, anchors, now, params, issuers=None):
     """(reasons, facts, certs) for one entry, from its installed full chain and key."""
     chain_data = _files.read_bytes(directory + "/" + spec["name"] + ".fullchain.pem")
     if chain_data is None:
@@ -55,7 +55,7 @@ def assess(spec, directory, anchors, now, params):
     reasons, renew_at = _policy.renewal_decision(
         certs[0], now, params, "%s/%s" % (params["requester"], spec["name"]), key=key, anchors=anchors,
         intermediates=certs[1:], wanted_sans=sans, wanted_subject={"CN": spec["common_name"]},
-        wanted_key_type=spec["key_type"], wanted_key_size=spec["key_size"])
+        wanted_key_type=spec["key_type"], wanted_key_size=spec["key_size"], issuers=issuers)
     return reasons, dict(serial=c.serial_hex(certs[0].serial_number),
                          not_after=c.isoformat(c.not_valid_after(certs[0])), renew_at=c.isoformat(renew_at),
                          renew_at_time=renew_at), certs
@@ -144,6 +144,9 @@ def prepare(module, honour_force=True):
     anchors = []
     for index, pem in enumerate(params["trust_certificates"]):
         anchors += _x509.load_certificates(pem, source="trust_certificates[%d]" % index)
+    issuers = []
+    for index, pem in enumerate(params["issuer_certificates"]):
+        issuers += _x509.load_certificates(pem, source="issuer_certificates[%d]" % index)
 
     bundle_changed = False
     if params["ca_bundle_path"]:
@@ -157,11 +160,11 @@ def prepare(module, honour_force=True):
     crl_changed, crl_times = install_crls(module, anchors, now, diffs)
 
     states, requests = [], []
-    involved, renew_times = list(anchors), list(crl_times)
+    involved, renew_times = list(anchors) + issuers, list(crl_times)
     for spec in params["certificates"]:
         key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec)
         key_file.check_writable()
-        reasons, facts, certs = assess(spec, directory, anchors, now, params)
+        reasons, facts, certs = assess(spec, directory, anchors, now, params, issuers)
         involved += certs
         if "renew_at_time" in facts:
             renew_times.append(facts.pop("renew_at_time"))

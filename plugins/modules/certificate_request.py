@@ -138,6 +138,15 @@ options:
     type: list
     elements: str
     default: []
+  issuer_certificates:
+    description:
+      - PEM certificates of the CAs that sign the host's certificates now (the issuing CA). A certificate signed by
+        none of them is issued again, with the reason C(issuer_changed), even when it still chains to a trust anchor -
+        after a CA rollover's switch, every certificate of the old issuing CA.
+      - Empty, any issuer that chains to O(trust_certificates) is kept.
+    type: list
+    elements: str
+    default: []
   requester:
     description: Who asks (the inventory host name); request names are V(<requester>/<name>).
     type: str
@@ -228,8 +237,9 @@ certificates:
       description: Name of the certificate.
       type: str
     reasons:
-      description: Why it needs issuing (as C(reissue_reasons) of M(fleet.mtls.certificate_info), plus V(forced), and
-        V(unreadable) for a full chain that cannot be read); empty when it does not.
+      description: Why it needs issuing (as C(reissue_reasons) of M(fleet.mtls.certificate_info), plus V(forced),
+        V(issuer_changed) for one signed by none of O(issuer_certificates), and V(unreadable) for a full chain that
+        cannot be read); empty when it does not.
       type: list
       elements: str
     serial:
@@ -340,6 +350,7 @@ def main():
             crl_path=dict(type="path"),
             trust_crls=dict(type="list", elements="str", default=[]),
             crl_issuer_certificates=dict(type="list", elements="str", default=[]),
+            issuer_certificates=dict(type="list", elements="str", default=[]),
             requester=dict(type="str", required=True),
             force_renewal=dict(type="bool", default=False),
             new_key_on_renewal=dict(type="bool", default=True),

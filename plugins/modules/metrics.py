@@ -71,8 +71,9 @@ options:
     description:
       - CRL files (PEM) the host's services check client certificates against. A file may hold several CRLs, as the
         C(crls.pem) of role C(fleet.mtls.certificate) holds the root CA's and the issuing CA's; each CRL is published
-        as series of its own, labelled by its C(issuer) and the file's C(path).
-      - Two CRLs of one issuer in one file are an error (their series would have the same labels).
+        as series of its own, labelled by its C(issuer), the issuer's key identifier C(key_id) (two issuing CAs of one
+        name publish a CRL each during a CA rollover) and the file's C(path).
+      - Two CRLs of one issuer and key in one file are an error (their series would have the same labels).
     type: list
     elements: path
     default: []
@@ -257,7 +258,7 @@ cas:
       description: End of validity (ISO 8601, UTC).
       type: str
 crls:
-  description: Every CRL of every file of O(crl_paths), by path, then issuer.
+  description: Every CRL of every file of O(crl_paths), by path, then issuer and key identifier.
   returned: always
   type: list
   elements: dict
@@ -267,6 +268,10 @@ crls:
       type: str
     issuer:
       description: Issuer as RFC 4514 text.
+      type: str
+    key_id:
+      description: The key identifier of its Authority Key Identifier (colon-separated upper-case hex), empty without
+        one.
       type: str
     crl_number:
       description: Its CRL number (0 without one).
@@ -323,7 +328,7 @@ def _result_facts(facts):
                            renew_at=_iso(f["renew_at"])) for f in facts["certificates"]],
         cas=[dict(subject=f["subject"], serial=f["serial"], fingerprint=f["fingerprint"],
                   not_after=_iso(f["not_after"])) for f in facts["cas"]],
-        crls=[dict(path=f["path"], issuer=f["issuer"], crl_number=f["crl_number"],
+        crls=[dict(path=f["path"], issuer=f["issuer"], key_id=f["key_id"], crl_number=f["crl_number"],
                    last_update=_iso(f["last_update"]), next_update=_iso(f["next_update"])) for f in facts["crls"]],
         missing_crl_paths=list(facts["missing_crl_paths"]),
         services=[dict(service=f["service"], mode=f["mode"], since=_iso(f["since"])) for f in facts["services"]],

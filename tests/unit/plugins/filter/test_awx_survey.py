@@ -92,7 +92,7 @@ def test_every_survey_of_the_controller_role_is_generated_and_valid():
     defaults = yaml.safe_load((REPO / "roles" / "awx" / "defaults" / "main.yml").read_text())
     templates = defaults["mtls_awx_job_templates"]
     assert {template["name"] for template in templates} >= {
-        "fleet.mtls rollout", "fleet.mtls rotate", "fleet.mtls revoke", "fleet.mtls report"}
+        "fleet.mtls rollout", "fleet.mtls rotate", "fleet.mtls revoke", "fleet.mtls CA rollover", "fleet.mtls report"}
     surveyed = [template for template in templates if template.get("survey")]
     assert surveyed
     for template in surveyed:

@@ -395,7 +395,7 @@ def _without(mapping, key):
     ([host(crls=[dict(crl(), crl_number="12")])], "host 'web1', crls[0]: crl_number='12' is not a count"),
     ([host(crls=[dict(crl(), last_update=12)])], "host 'web1', crls[0]: last_update=12 is not an ISO 8601 time"),
     ([host(crls=[crl(), crl(number=13)])],
-     "host 'web1': CRL ('/etc/fleet-mtls/certs/issuing.crl', 'CN=Fleet Issuing CA,O=Fleet') is listed twice"),
+     "host 'web1': CRL ('/etc/fleet-mtls/certs/issuing.crl', 'CN=Fleet Issuing CA,O=Fleet', '') is listed twice"),
     ([dict(host(), missing_crl_paths="/etc/fleet-mtls/certs/crls.pem")],
      "host 'web1': missing_crl_paths is not a list"),
     ([dict(host(), missing_crl_paths=[""])], "host 'web1': missing_crl_paths is not a list of paths"),
@@ -663,3 +663,9 @@ def test_the_page_in_headless_chromium(tmp_path, monkeypatch):
             driver.quit()
     assert _png_size(screenshot) == (1280, 800)
     print(f"health report screenshot: {screenshot}")
+
+
+def test_the_crls_of_two_issuing_cas_of_one_name_are_two_crls():
+    # During an issuing-CA rollover the old and the next issuing CA share a name, not a key.
+    report = health_report([host(crls=[dict(crl(), key_id="AA:01"), dict(crl(number=3), key_id="BB:02")])], now=NOW)
+    assert [(c["key_id"], c["crl_number"]) for c in report["hosts"][0]["crls"]] == [("AA:01", 12), ("BB:02", 3)]

@@ -82,3 +82,15 @@ def test_without_a_mode_a_certificate_less_answer_is_not_judged():
 def test_a_mode_it_cannot_judge():
     with pytest.raises(AnsibleFilterError, match="strict, permissive or null, not 'enforcing'"):
         verify_verdict([], "enforcing")
+
+
+def test_a_certificate_that_must_be_refused_passes_only_when_refused():
+    endpoint = dict(service="nginx", name="site", port=8443, mode="strict")
+    refused = [dict(item=dict(endpoint=endpoint, certificate=True), outcome="refused", alert="certificate revoked")]
+    served = [dict(item=dict(endpoint=endpoint, certificate=True), outcome="accepted", status=200)]
+    assert verify_verdict(refused, mode="strict", address="web1", refused=True)["passed"]
+    verdict = verify_verdict(served, mode="strict", address="web1", refused=True)
+    assert not verdict["passed"]
+    assert verdict["problems"] == ["nginx site on web1:8443 served a client certificate it must refuse "
+                                   "(outcome accepted, HTTP 200)"]
+    assert not verify_verdict(refused, mode="strict", address="web1")["passed"]

@@ -464,3 +464,34 @@ def test_a_private_key_in_a_logged_option_is_refused_and_masked(run_module, cold
     assert refused.get("failed") and "holds a private key" in refused["msg"], refused
     assert "PRIVATE KEY" not in json.dumps(refused)
     assert _digests(directory) == before
+
+
+def test_a_certificate_of_another_issuing_ca_is_issued_again_once_that_ca_signs(run_module, host, pki):
+    """A CA rollover's switch: the old issuing CA still chains to the root, yet its certificates are replaced."""
+    args, _directory = host
+    old_issuing = _x509.certificate_pem(pki.issuing).decode("ascii")
+    next_key = c.generate_private_key("ec")
+    next_issuing = _x509.build_ca_certificate(next_key, {"CN": "Test Issuing"}, pki.now - DAY, pki.now + 1825 * DAY,
+                                              issuer_cert=pki.root, issuer_key=pki.root_key, path_length=0)
+    next_pem = _x509.certificate_pem(next_issuing).decode("ascii")
+
+    kept = run_module(dict(args, issuer_certificates=[old_issuing]))
+    assert kept["requests"] == [] and kept["certificates"][0]["reasons"] == []
+
+    # The same subject, another key: the issuer's name alone does not decide.
+    switched = run_module(dict(args, issuer_certificates=[next_pem]))
+    assert switched["certificates"][0]["reasons"] == ["issuer_changed"]
+    assert [request["name"] for request in switched["requests"]] == ["web1/server"]
+    assert switched["certificates"][0]["pending_key"] is True
+
+    either = run_module(dict(args, issuer_certificates=[next_pem, old_issuing]))
+    assert either["certificates"][0]["reasons"] == []
+
+
+def test_issuers_that_are_not_certificates_are_refused_and_nothing_is_written(run_module, host):
+    args, directory = host
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    result = run_module(dict(args, issuer_certificates=["not a certificate"]))
+    assert result["failed"]
+    assert "issuer_certificates[0]" in result["msg"]
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before

@@ -275,6 +275,22 @@ def test_crls_are_sorted_by_path_then_issuer_whatever_the_order_of_the_file(host
     assert keys == sorted(keys) and len(keys) == 3
 
 
+def test_the_crls_of_two_issuing_cas_of_one_name_are_two_series(host, pki, crls_pem):
+    # During an issuing-CA rollover the old and the next issuing CA share a name, not a key.
+    next_key = c.generate_private_key("ec")
+    next_issuing = _x509.build_ca_certificate(next_key, {"CN": "Test Issuing"}, pki.now - DAY, pki.now + 1000 * DAY,
+                                              issuer_cert=pki.root, issuer_key=pki.root_key, path_length=0)
+    next_crl = _crl.build_crl(next_issuing, next_key, [], 1, pki.now, 7)
+    crls_pem["path"].write_bytes(crls_pem["path"].read_bytes() + _crl.crl_pem(next_crl))
+    content, facts = _metrics.collect(dict(host["args"], crl_paths=[str(crls_pem["path"])]), pki.now)
+    issuing = [fact for fact in facts["crls"] if fact["issuer"] == "CN=Test Issuing"]
+    assert len(issuing) == 2 and len({fact["key_id"] for fact in issuing}) == 2
+    assert all(fact["key_id"] for fact in facts["crls"])
+    numbers = [line for line in content.decode().splitlines()
+               if line.startswith("fleet_mtls_crl_number{") and "CN=Test Issuing" in line]
+    assert len(numbers) == 2
+
+
 def test_two_crls_of_one_issuer_in_a_file_are_refused(host, pki, crls_pem):
     # Two series with the same labels would make node_exporter drop the whole file.
     newer = _crl.build_crl(pki.issuing, pki.issuing_key, [], 8, pki.now, 7)
