@@ -228,14 +228,15 @@ PY
 }
 
 # Molecule: every scenario (each directory with a molecule.yml) on each image, as jobs that
-# up to two workers take from one queue (.build/molecule/queue), in its order: the two
-# images' default scenarios, the longest, first, then the others, image by image. A worker
-# takes the first job whose image is built. Each scenario and image has containers, a
-# network and a subnet of its own, so two scenarios of one image run side by side too: the
-# worker that starts first (beside the other stages, once the demo has passed; they use
-# about one core) takes more of the queue, and both end about together. The runs mostly
-# wait on booting hosts and timed load, so two fit on 2 cores. This process's worker starts
-# with the molecule stage.
+# FLEET_MTLS_MOLECULE_WORKERS (3) workers take from one queue (.build/molecule/queue), in
+# its order: the two images' default scenarios, the longest, first, then the others, image
+# by image. A worker takes the first job whose image is built. Each scenario and image has
+# containers, a network and a subnet of its own, so scenarios of one image run side by side
+# too: the worker that starts first (beside the other stages, once the demo has passed; they
+# use about one core) takes more of the queue, and all end about together. The runs mostly
+# wait on booting hosts, SSH round trips and timed load (one run alone keeps about half a
+# core busy), so three fit on 2 cores: while the two default scenarios run, a third worker
+# runs the short ones. This process's workers start with the molecule stage.
 molecule_queue=.build/molecule/queue
 molecule_images=(debian12 debian13)
 
@@ -305,17 +306,19 @@ molecule_worker() { # NAME: run jobs until none is left; one line per job in .bu
 }
 
 stage_molecule() {
-  local image failed=0 pid=""
+  local image failed=0 pid
   [[ -n ${molecule_queue_filled:-} ]] || molecule_fill_queue
   for image in "${molecule_images[@]}"; do # one build at a time, before this process's worker
     [[ -e "$molecule_queue.ready-$image" ]] || molecule_image_ready "$image"
   done
-  if [[ -z $demo_pid ]]; then # no worker beside: two here
-    molecule_worker 2 &
-    pid=$!
-  fi
+  local total=${FLEET_MTLS_MOLECULE_WORKERS:-3} name pids=()
+  for ((name = 2; name <= total; name++)); do
+    if [[ -n $demo_pid && $name == 2 ]]; then continue; fi # worker 2 is the one beside
+    molecule_worker "$name" &
+    pids+=("$!")
+  done
   molecule_worker 1 || failed=1
-  if [[ -n $pid ]]; then wait "$pid" || failed=1; fi
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   if [[ -n $demo_pid ]]; then # the worker beside, after the demo
     wait "$demo_pid" || failed=1
     demo_pid=""
