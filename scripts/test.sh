@@ -228,15 +228,15 @@ PY
 }
 
 # Molecule: every scenario (each directory with a molecule.yml) on each image, as jobs that
-# FLEET_MTLS_MOLECULE_WORKERS (3) workers take from one queue (.build/molecule/queue), in
+# FLEET_MTLS_MOLECULE_WORKERS (2) workers take from one queue (.build/molecule/queue), in
 # its order: the two images' default scenarios, the longest, first, then the others, image
 # by image. A worker takes the first job whose image is built. Each scenario and image has
 # containers, a network and a subnet of its own, so scenarios of one image run side by side
 # too: the worker that starts first (beside the other stages, once the demo has passed; they
-# use about one core) takes more of the queue, and all end about together. The runs mostly
-# wait on booting hosts, SSH round trips and timed load (one run alone keeps about half a
-# core busy), so three fit on 2 cores: while the two default scenarios run, a third worker
-# runs the short ones. This process's workers start with the molecule stage.
+# use about one core) takes more of the queue, and all end about together. Two runs fill 2
+# cores: with three, every job took about twice as long (a short scenario 430 s instead of
+# 190 s) and the whole stage longer; raise it on a machine with more cores. This process's
+# workers start with the molecule stage.
 molecule_queue=.build/molecule/queue
 molecule_images=(debian12 debian13)
 
@@ -311,7 +311,7 @@ stage_molecule() {
   for image in "${molecule_images[@]}"; do # one build at a time, before this process's worker
     [[ -e "$molecule_queue.ready-$image" ]] || molecule_image_ready "$image"
   done
-  local total=${FLEET_MTLS_MOLECULE_WORKERS:-3} name pids=()
+  local total=${FLEET_MTLS_MOLECULE_WORKERS:-2} name pids=()
   for ((name = 2; name <= total; name++)); do
     if [[ -n $demo_pid && $name == 2 ]]; then continue; fi # worker 2 is the one beside
     molecule_worker "$name" &

@@ -18,12 +18,18 @@ the waiting leaves no client record in the server's log: a client whose
 requests start to be refused once a server is strict, as a rollout's soak
 must catch. Prints one JSON object: the totals (sent, failed, the first errors, answers
 per server certificate serial) and the same per server under "targets".
+
+Each server's name is resolved once, before the first request, and every
+connection goes to that address, with the name for SNI, the certificate
+check and the Host header: what is measured is TLS, never the test
+network's DNS under load.
 """
 import argparse
 import collections
 import http.client
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -51,10 +57,35 @@ expected = args.expect_body.encode()
 results = {}
 
 
-def refuses_certificate_less(host, port):
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address resolved once, named (SNI, verification, Host) by the server's name."""
+
+    def __init__(self, host, port, address, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def resolve(host, port):
+    """The server's address, asked once (retrying for a few seconds)."""
+    for attempt in range(10):
+        try:
+            return socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+        except socket.gaierror:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def refuses_certificate_less(host, port, address):
     """Whether the server refuses a probe without a certificate now (the probe's token keeps it out of the counts)."""
     probe_context = ssl.create_default_context(cafile=args.ca)
-    conn = http.client.HTTPSConnection(host, int(port), context=probe_context, timeout=10)
+    conn = PinnedHTTPSConnection(host, int(port), address, context=probe_context, timeout=10)
     try:
         conn.request("GET", args.path, headers={"User-Agent": args.user_agent,
                                                 "X-Fleet-Mtls-Probe": os.environ.get("FLEET_MTLS_PROBE_TOKEN", "")})
@@ -71,15 +102,16 @@ def load(target):
     errors = []
     serials = collections.Counter()
     start = time.monotonic()
+    address = resolve(host, port)
     if args.once_strict:
         while time.monotonic() - start < args.max_seconds and not os.path.exists(args.stop):
-            if refuses_certificate_less(host, port):
+            if refuses_certificate_less(host, port, address):
                 break
             time.sleep(0.5)
     while (time.monotonic() - start < args.max_seconds and not os.path.exists(args.stop)
            and not (args.max_requests and sent >= args.max_requests)):
         sent += 1
-        conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+        conn = PinnedHTTPSConnection(host, int(port), address, context=context, timeout=10)
         try:
             conn.connect()
             serial = conn.sock.getpeercert()["serialNumber"]
