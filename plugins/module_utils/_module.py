@@ -9,7 +9,10 @@ are in _params, which needs nothing but the standard library.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import stat
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
@@ -46,13 +49,17 @@ class ManagedFile(object):
     """One file a module owns: compare, write atomically, report diff.
 
     In check mode nothing is written but changed and diff tell what would be.
+    check_mode is the module's unless given: a caller that only wants the
+    read-only form of a decision (certificate_request's second look after an
+    install) passes True, and the module's own check_mode stays as it is.
     A secret file never shows its content in a diff, and is never reached
     through a symbolic link: its mode and owner are what keep the key, and a
     link would have them checked on one file and the key read from another.
     """
 
-    def __init__(self, module, path, mode, secret=False, owner=FROM_PARAMS, group=FROM_PARAMS):
+    def __init__(self, module, path, mode, secret=False, owner=FROM_PARAMS, group=FROM_PARAMS, check_mode=None):
         self.module = module
+        self.check_mode = module.check_mode if check_mode is None else bool(check_mode)
         self.path = path
         self.mode = mode
         self.owner = module.params.get("owner") if owner is FROM_PARAMS else owner
@@ -80,7 +87,7 @@ class ManagedFile(object):
 
     def check_writable(self):
         self._refuse_link()
-        if self.module.check_mode and not os.path.lexists(os.path.dirname(os.path.abspath(self.path))):
+        if self.check_mode and not os.path.lexists(os.path.dirname(os.path.abspath(self.path))):
             return  # a directory an earlier task makes, which check mode did not run: the file would be written
         _files.check_writable(self.path)
 
@@ -96,7 +103,7 @@ class ManagedFile(object):
         if self.module._diff:
             diffs.append(dict(before_header=self.path, after_header=self.path,
                               before=self._diff_text(self.current), after=self._diff_text(content)))
-        if not self.module.check_mode:
+        if not self.check_mode:
             _files.atomic_write(self.path, content, mode=self.mode, owner=self.owner, group=self.group)
             self._current = content
         return True
@@ -107,18 +114,44 @@ class ManagedFile(object):
         if self.module._diff:
             diffs.append(dict(before_header=self.path, after_header=self.path,
                               before=self._diff_text(self.current), after=""))
-        if not self.module.check_mode:
+        if not self.check_mode:
             _files.remove(self.path)
         return True
 
     def ensure_attributes(self, changed):
         """Owner, group and mode of a file whose content is already right."""
         self._refuse_link()
-        if self.module.check_mode and not self.exists:
+        if self.check_mode and not self.exists:
             return changed
+        if self.check_mode and not self.module.check_mode:
+            return attributes_differ(self.path, self.mode, self.owner, self.group) or changed
         file_args = self.module.load_file_common_arguments(
             dict(mode="0%o" % self.mode, owner=self.owner, group=self.group), path=self.path)
         return self.module.set_fs_attributes_if_different(file_args, changed)
+
+
+def attributes_differ(path, mode, owner=None, group=None):
+    """Whether path's mode, owner or group (a name or a number; None: any) differ from these, changing nothing:
+    what set_fs_attributes_if_different reports in check mode, for a ManagedFile in check mode of its own."""
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != mode:
+        return True
+    for what, wanted, actual, lookup in (("owner", owner, st.st_uid, lambda name: pwd.getpwnam(name).pw_uid),
+                                         ("group", group, st.st_gid, lambda name: grp.getgrnam(name).gr_gid)):
+        if wanted is not None and _numeric_id(what, wanted, lookup) != actual:
+            return True
+    return False
+
+
+def _numeric_id(what, value, lookup):
+    """The number of an owner or group given by name or number."""
+    value = str(value)
+    if value.isdigit():
+        return int(value)
+    try:
+        return lookup(value)
+    except KeyError:
+        raise PkiError("%s %s does not exist" % (what, value))
 
 
 def load_private_key_from_params(module):

@@ -26,22 +26,20 @@ real servers; the module only maps options to ``probe()``.
 
 from __future__ import annotations
 
-import binascii
 import http.client
 import socket
 import ssl
 import time
 
-from ansible.module_utils.parsing.convert_bool import boolean
-
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _der_name
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
+from ansible_collections.fleet.mtls.plugins.module_utils import _tls_wire as w
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 if c.HAS_CRYPTOGRAPHY:
     from cryptography import x509
-    from cryptography.x509.oid import ObjectIdentifier
 
 OUTCOMES = ("accepted", "rejected_no_client_cert", "rejected_untrusted_client_cert", "server_cert_untrusted",
             "connection_failed", "protocol_error")
@@ -51,298 +49,6 @@ TLS_VERSIONS = ("1.2", "1.3")
 HAS_MSG_CALLBACK = hasattr(ssl.SSLContext, "_msg_callback")
 
 USER_AGENT = "fleet.mtls-tls_probe"
-
-# TLS alert descriptions by the name OpenSSL gives them as an error reason;
-# the lower-cased name is OpenSSL's text ("tlsv1 alert unknown ca").
-ALERTS = {
-    10: "SSLV3_ALERT_UNEXPECTED_MESSAGE", 20: "SSLV3_ALERT_BAD_RECORD_MAC", 21: "TLSV1_ALERT_DECRYPTION_FAILED",
-    22: "TLSV1_ALERT_RECORD_OVERFLOW", 30: "SSLV3_ALERT_DECOMPRESSION_FAILURE", 40: "SSLV3_ALERT_HANDSHAKE_FAILURE",
-    41: "SSLV3_ALERT_NO_CERTIFICATE", 42: "SSLV3_ALERT_BAD_CERTIFICATE", 43: "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-    44: "SSLV3_ALERT_CERTIFICATE_REVOKED", 45: "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-    46: "SSLV3_ALERT_CERTIFICATE_UNKNOWN", 47: "SSLV3_ALERT_ILLEGAL_PARAMETER", 48: "TLSV1_ALERT_UNKNOWN_CA",
-    49: "TLSV1_ALERT_ACCESS_DENIED", 50: "TLSV1_ALERT_DECODE_ERROR", 51: "TLSV1_ALERT_DECRYPT_ERROR",
-    60: "TLSV1_ALERT_EXPORT_RESTRICTION", 70: "TLSV1_ALERT_PROTOCOL_VERSION",
-    71: "TLSV1_ALERT_INSUFFICIENT_SECURITY", 80: "TLSV1_ALERT_INTERNAL_ERROR",
-    86: "TLSV1_ALERT_INAPPROPRIATE_FALLBACK", 90: "TLSV1_ALERT_USER_CANCELLED", 100: "TLSV1_ALERT_NO_RENEGOTIATION",
-    109: "TLSV13_ALERT_MISSING_EXTENSION", 110: "TLSV1_UNSUPPORTED_EXTENSION", 111: "TLSV1_CERTIFICATE_UNOBTAINABLE",
-    112: "TLSV1_UNRECOGNIZED_NAME", 113: "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE",
-    114: "TLSV1_BAD_CERTIFICATE_HASH_VALUE", 115: "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY",
-    116: "TLSV13_ALERT_CERTIFICATE_REQUIRED", 120: "TLSV1_ALERT_NO_APPLICATION_PROTOCOL",
-}
-_ALERT_BY_REASON = dict((name, code) for code, name in ALERTS.items())
-# Alerts by which a server refuses the certificate we sent (bad, unsupported
-# e.g. wrong extendedKeyUsage, revoked, expired, unknown, unknown CA, access denied).
-CLIENT_CERT_REJECTIONS = frozenset((42, 43, 44, 45, 46, 48, 49))
-# Alerts by which a server says a certificate was missing.
-NO_CLIENT_CERT = frozenset((41, 116))
-HANDSHAKE_FAILURE = 40
-CLOSE_NOTIFY = 0
-
-_PROTOCOL_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
-TLS13 = 0x0304
-
-# Handshake message and extension numbers (RFC 8446 section 4 and 4.2).
-_SERVER_HELLO = 2
-_CERTIFICATE = 11
-_SERVER_HELLO_DONE = 14
-_CERTIFICATE_REQUEST = 13
-_FINISHED = 20
-_EXT_SUPPORTED_VERSIONS = 43
-_EXT_CERTIFICATE_AUTHORITIES = 47
-_CONTENT_ALERT = 21
-_CONTENT_HANDSHAKE = 22
-
-
-# --- reading TLS structures ---------------------------------------------------
-
-
-class _Reader(object):
-    """Bounds-checked reading of TLS's length-prefixed vectors; ValueError when short."""
-
-    def __init__(self, data):
-        self.data = bytes(data)
-        self.pos = 0
-
-    def take(self, count):
-        if count < 0 or self.pos + count > len(self.data):
-            raise ValueError("truncated TLS message")
-        chunk = self.data[self.pos:self.pos + count]
-        self.pos += count
-        return chunk
-
-    def uint(self, size):
-        return int.from_bytes(self.take(size), "big")
-
-    def vector(self, length_size):
-        return self.take(self.uint(length_size))
-
-    def reader(self, length_size):
-        return _Reader(self.vector(length_size))
-
-    def done(self):
-        return self.pos >= len(self.data)
-
-
-def _vectors(data, length_size):
-    """The items of a list of vectors (each with a length_size prefix)."""
-    reader = _Reader(data)
-    items = []
-    while not reader.done():
-        items.append(reader.vector(length_size))
-    return items
-
-
-def parse_server_hello(body):
-    """(protocol version, cipher suite number) of a ServerHello body."""
-    reader = _Reader(body)
-    version = reader.uint(2)
-    reader.take(32)  # random
-    reader.vector(1)  # legacy_session_id_echo
-    cipher_suite = reader.uint(2)
-    reader.take(1)  # legacy_compression_method
-    if not reader.done():
-        extensions = reader.reader(2)
-        while not extensions.done():
-            ext_type = extensions.uint(2)
-            ext_data = extensions.vector(2)
-            if ext_type == _EXT_SUPPORTED_VERSIONS and len(ext_data) == 2:
-                version = int.from_bytes(ext_data, "big")
-    return version, cipher_suite
-
-
-def parse_certificate_request(body, version):
-    """The DER distinguished names a CertificateRequest body lists (maybe none).
-
-    TLS 1.3 (RFC 8446 4.3.2) carries them in the certificate_authorities
-    extension; TLS 1.2 (RFC 5246 7.4.4) in a list after the certificate types
-    and signature algorithms; TLS 1.0/1.1 have no signature algorithms.
-    """
-    reader = _Reader(body)
-    if version == TLS13:
-        reader.vector(1)  # certificate_request_context
-        extensions = reader.reader(2)
-        while not extensions.done():
-            ext_type = extensions.uint(2)
-            ext_data = extensions.vector(2)
-            if ext_type == _EXT_CERTIFICATE_AUTHORITIES:
-                return _vectors(_Reader(ext_data).vector(2), 2)
-        return []
-    reader.vector(1)  # certificate_types
-    if version >= 0x0303:
-        reader.vector(2)  # supported_signature_algorithms
-    return _vectors(reader.vector(2), 2)
-
-
-def parse_certificate_message(body, version):
-    """The DER certificates of a Certificate message body, leaf first."""
-    reader = _Reader(body)
-    if version == TLS13:
-        reader.vector(1)  # certificate_request_context
-        entries = reader.reader(3)
-        certs = []
-        while not entries.done():
-            certs.append(entries.vector(3))
-            entries.vector(2)  # per-certificate extensions
-        return certs
-    return _vectors(reader.vector(3), 3)
-
-
-# --- distinguished names in DER -------------------------------------------------
-
-_SEQUENCE = 0x30
-_SET = 0x31
-_OID = 0x06
-# ASN.1 string types an attribute value may have, and how their octets decode.
-_STRING_TAGS = {
-    0x0C: "utf-8",       # UTF8String
-    0x12: "ascii",       # NumericString
-    0x13: "ascii",       # PrintableString
-    0x14: "latin-1",     # TeletexString (T.61; Latin-1 is what everyone means by it)
-    0x16: "ascii",       # IA5String
-    0x1A: "ascii",       # VisibleString
-    0x1C: "utf-32-be",   # UniversalString
-    0x1E: "utf-16-be",   # BMPString
-}
-# The short names RFC 4514 (and cryptography's rfc4514_string) use.
-_RFC4514_NAMES = {
-    "2.5.4.3": "CN", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.6": "C",
-    "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
-}
-
-
-def _der_element(data, pos, end):
-    """(tag, value_start, value_end) of the DER element at pos; ValueError when malformed."""
-    if pos + 2 > end:
-        raise ValueError("truncated DER element")
-    tag = data[pos]
-    if tag & 0x1F == 0x1F:
-        raise ValueError("DER tag 0x%02X is not used in names" % tag)
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 3:
-            raise ValueError("unsupported DER length")
-        if pos + count > end:
-            raise ValueError("truncated DER length")
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
-    if pos + length > end:
-        raise ValueError("truncated DER element")
-    return tag, pos, pos + length
-
-
-def _der_children(data, start, end):
-    """[(tag, value_start, value_end, element_start)] of the elements in data[start:end]."""
-    children = []
-    pos = start
-    while pos < end:
-        tag, value_start, value_end = _der_element(data, pos, end)
-        children.append((tag, value_start, value_end, pos))
-        pos = value_end
-    return children
-
-
-def decode_oid(value):
-    """Dotted text of a DER OBJECT IDENTIFIER's content octets."""
-    if not value or value[-1] & 0x80:
-        raise ValueError("malformed OBJECT IDENTIFIER")
-    arcs = []
-    current = 0
-    for octet in bytearray(value):
-        current = (current << 7) | (octet & 0x7F)
-        if not octet & 0x80:
-            arcs.append(current)
-            current = 0
-    first = arcs[0]
-    if first < 80:
-        head = [first // 40, first % 40]
-    else:
-        head = [2, first - 80]
-    return ".".join(str(arc) for arc in head + arcs[1:])
-
-
-def parse_der_name(der):
-    """A DER Name as [[(oid, tag, value octets, whole element)]], one list per RDN, in DER order."""
-    der = bytes(der)
-    tag, start, end = _der_element(der, 0, len(der))
-    if tag != _SEQUENCE or end != len(der):
-        raise ValueError("a Name is one DER SEQUENCE")
-    rdns = []
-    for rdn_tag, rdn_start, rdn_end, _pos in _der_children(der, start, end):
-        if rdn_tag != _SET:
-            raise ValueError("a relative distinguished name is a SET")
-        attributes = []
-        for atv_tag, atv_start, atv_end, _pos in _der_children(der, rdn_start, rdn_end):
-            parts = _der_children(der, atv_start, atv_end) if atv_tag == _SEQUENCE else []
-            if len(parts) != 2 or parts[0][0] != _OID:
-                raise ValueError("an attribute is a SEQUENCE of an OID and a value")
-            (_t, oid_start, oid_end, _p), (value_tag, value_start, value_end, element_start) = parts
-            attributes.append((decode_oid(der[oid_start:oid_end]), value_tag, der[value_start:value_end],
-                               der[element_start:value_end]))
-        if not attributes:
-            raise ValueError("empty relative distinguished name")
-        rdns.append(attributes)
-    return rdns
-
-
-def _attribute_text(tag, value):
-    if tag not in _STRING_TAGS:
-        raise ValueError("not a string")
-    return value.decode(_STRING_TAGS[tag])
-
-
-def _escape_rfc4514(value):
-    """RFC 4514 section 2.4 escaping, as cryptography does it."""
-    if not value:
-        return ""
-    for char in ("\\", '"', "+", ",", ";", "<", ">"):
-        value = value.replace(char, "\\" + char)
-    value = value.replace("\0", "\\00")
-    if value[0] in ("#", " "):
-        value = "\\" + value
-    if value[-1] == " ":
-        value = value[:-1] + "\\ "
-    return value
-
-
-def format_rfc4514(rdns):
-    """RFC 4514 text of parse_der_name() output, for names cryptography will not build.
-
-    Non-string values (and strings that do not decode) are written as
-    '#' and the hex of their DER element, as RFC 4514 section 2.4 says.
-    """
-    parts = []
-    for rdn in reversed(rdns):
-        items = []
-        for oid, tag, value, element in rdn:
-            try:
-                text = _escape_rfc4514(_attribute_text(tag, value))
-            except (ValueError, UnicodeDecodeError):
-                text = "#" + binascii.hexlify(element).decode("ascii")
-            items.append("%s=%s" % (_RFC4514_NAMES.get(oid, oid), text))
-        parts.append("+".join(items))
-    return ",".join(parts)
-
-
-def der_name_to_string(der):
-    """RFC 4514 text of a DER Name, the same text describe_certificate() gives.
-
-    cryptography formats it when it can build the Name; names it refuses
-    (an over-long CN, a three-letter country, a non-string value) are
-    formatted here the same way. Malformed DER comes back as '#' and its hex.
-    """
-    try:
-        rdns = parse_der_name(der)
-    except ValueError:
-        return "#" + binascii.hexlify(bytes(der)).decode("ascii")
-    try:
-        name = x509.Name([x509.RelativeDistinguishedName(
-            [x509.NameAttribute(ObjectIdentifier(oid), _attribute_text(tag, value)) for oid, tag, value, _e in rdn])
-            for rdn in rdns])
-        return _x509.name_to_string(name)
-    except (ValueError, TypeError, UnicodeDecodeError):
-        return format_rfc4514(rdns)
 
 
 # --- watching the handshake -------------------------------------------------------
@@ -374,29 +80,29 @@ class HandshakeRecorder(object):
 
     def record(self, direction, version, content_type, data):
         received = direction == "read"
-        if content_type == _CONTENT_ALERT and received and len(data) >= 2:
+        if content_type == w.CONTENT_ALERT and received and len(data) >= 2:
             self.alerts_received.append((data[0], data[1]))
             return
-        if content_type != _CONTENT_HANDSHAKE or len(data) < 4:
+        if content_type != w.CONTENT_HANDSHAKE or len(data) < 4:
             return
         msg_type = data[0]
         body = data[4:4 + int.from_bytes(data[1:4], "big")]
         # Until the ServerHello is read the callback's version is the client's
         # highest; after it, the negotiated one.
         tls_version = self.version or version
-        if received and msg_type == _SERVER_HELLO:
-            self.version, self.cipher_suite = parse_server_hello(body)
-        elif received and msg_type == _CERTIFICATE_REQUEST:
+        if received and msg_type == w.SERVER_HELLO:
+            self.version, self.cipher_suite = w.parse_server_hello(body)
+        elif received and msg_type == w.CERTIFICATE_REQUEST:
             self.certificate_request_seen = True
-            self.ca_names_der = parse_certificate_request(body, tls_version)
-        elif received and msg_type == _CERTIFICATE and not self.server_certs_der:
-            self.server_certs_der = parse_certificate_message(body, tls_version)
-        elif received and msg_type in (_SERVER_HELLO_DONE, _FINISHED):
+            self.ca_names_der = w.parse_certificate_request(body, tls_version)
+        elif received and msg_type == w.CERTIFICATE and not self.server_certs_der:
+            self.server_certs_der = w.parse_certificate_message(body, tls_version)
+        elif received and msg_type in (w.SERVER_HELLO_DONE, w.FINISHED):
             # TLS 1.2's ServerHelloDone and TLS 1.3's server Finished end the flight
             # that would carry a CertificateRequest.
             self.server_flight_done = True
-        elif not received and msg_type == _CERTIFICATE:
-            self.client_cert_sent = bool(parse_certificate_message(body, tls_version))
+        elif not received and msg_type == w.CERTIFICATE:
+            self.client_cert_sent = bool(w.parse_certificate_message(body, tls_version))
 
     def cert_requested(self):
         """True, False, or None when the server's flight was not seen to its end."""
@@ -407,7 +113,7 @@ class HandshakeRecorder(object):
     def fatal_alert(self):
         """The description of the last alert received, close_notify aside; None when none."""
         for _level, description in reversed(self.alerts_received):
-            if description != CLOSE_NOTIFY:
+            if description != w.CLOSE_NOTIFY:
                 return description
         return None
 
@@ -431,10 +137,12 @@ def _no_line_breaks(value, what):
 
 
 class ProbeOptions(object):
-    """Checked options of a probe; files are checked here so a probe fails early and clearly.
+    """The checked values of a probe. No file is read here: load() also checks the files.
 
     A probe verifies the server against ca_bundle_path unless verify_server is
     false; then it has no bundle, no client certificate and no request to send.
+    ``http`` is the request's parts (method, path, host, headers), made into
+    the bytes to send by http_request().
     """
 
     def __init__(self, host, port=443, server_name=None, client_cert_path=None, client_key_path=None,
@@ -465,6 +173,8 @@ class ProbeOptions(object):
             raise PkiError("alert_wait must be positive")
         if body_bytes is None or body_bytes < 0:
             raise PkiError("body_bytes must not be negative")
+        if client_key_path and not client_cert_path:
+            raise PkiError("client_key_path needs client_cert_path")
         self.host = host
         self.port = int(port)
         self.server_name = server_name or host
@@ -475,58 +185,69 @@ class ProbeOptions(object):
         self.max_version = _tls_version(max_tls_version, "max_tls_version")
         if self.min_version and self.max_version and self.min_version > self.max_version:
             raise PkiError("min_tls_version %s is above max_tls_version %s" % (min_tls_version, max_tls_version))
-
         self.ca_bundle_path = ca_bundle_path
-        if self.verify_server:
-            _x509.load_certificates(_files.read_required(ca_bundle_path, "CA bundle"),
-                                    source="CA bundle %s" % ca_bundle_path)
         self.client_cert_path = client_cert_path
         self.client_key_path = client_key_path
         self.client_key_passphrase = client_key_passphrase
-        if client_key_path and not client_cert_path:
-            raise PkiError("client_key_path needs client_cert_path")
-        if client_cert_path:
-            cert_data = _files.read_required(client_cert_path, "client certificate")
-            cert = _x509.load_certificate(cert_data, source="client certificate %s" % client_cert_path)
-            if client_key_path:
-                key_data = _files.read_required(client_key_path, "client key")
-                key_source = "client key %s" % client_key_path
-            elif c.has_private_key(cert_data):
-                key_data, key_source = cert_data, "key in client certificate %s" % client_cert_path
-            else:
-                raise PkiError("client certificate %s holds no private key: set client_key_path" % client_cert_path)
-            key = c.load_private_key(key_data, client_key_passphrase, source=key_source)
-            if not c.same_public_key(cert.public_key(), key):
-                raise PkiError("client certificate %s and %s do not match" % (client_cert_path, key_source))
+        self.http = None if http is None else http_request(http, self.server_name, self.port)
 
-        self.http = None
-        if http is not None:
-            self.http = self._http_request(http)
+    @classmethod
+    def load(cls, *args, **kwargs):
+        """ProbeOptions whose files were read and checked, so that a probe fails early and clearly."""
+        options = cls(*args, **kwargs)
+        check_files(options)
+        return options
 
-    def _http_request(self, http):
-        method = _no_line_breaks(http.get("method") or "GET", "http_method").upper()
-        if not method.isalpha():
-            raise PkiError("http_method %r is not an HTTP method" % method)
-        path = _no_line_breaks(http.get("path") or "/", "http_path")
-        if " " in path or "\t" in path:
-            raise PkiError("http_path %r must not contain spaces (percent-encode them)" % path)
-        host_header = http.get("host")
-        if not host_header:
-            host_header = self.server_name
-            if ":" in host_header:
-                host_header = "[%s]" % host_header
-            if self.port != 443:
-                host_header = "%s:%d" % (host_header, self.port)
-        headers = [("Host", _no_line_breaks(host_header, "http_host")), ("User-Agent", USER_AGENT),
-                   ("Accept", "*/*"), ("Connection", "close")]
-        for name, value in sorted((http.get("headers") or {}).items()):
-            name = _no_line_breaks(name, "http_headers")
-            if not name or ":" in name or " " in name:
-                raise PkiError("http_headers: %r is not a header name" % name)
-            headers = [h for h in headers if h[0].lower() != name.lower()]
-            headers.append((name, _no_line_breaks(value, "http_headers.%s" % name)))
-        lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % header for header in headers]
-        return dict(method=method, request=("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+
+def check_files(options):
+    """Read the bundle and the client credentials of options: PkiError when one is missing, unreadable,
+    not what it should be, or when the client's certificate and key do not match."""
+    if options.verify_server:
+        _x509.load_certificates(_files.read_required(options.ca_bundle_path, "CA bundle"),
+                                source="CA bundle %s" % options.ca_bundle_path)
+    cert_path, key_path = options.client_cert_path, options.client_key_path
+    if not cert_path:
+        return
+    cert_data = _files.read_required(cert_path, "client certificate")
+    cert = _x509.load_certificate(cert_data, source="client certificate %s" % cert_path)
+    if key_path:
+        key_data = _files.read_required(key_path, "client key")
+        key_source = "client key %s" % key_path
+    elif c.has_private_key(cert_data):
+        key_data, key_source = cert_data, "key in client certificate %s" % cert_path
+    else:
+        raise PkiError("client certificate %s holds no private key: set client_key_path" % cert_path)
+    key = c.load_private_key(key_data, options.client_key_passphrase, source=key_source)
+    if not c.same_public_key(cert.public_key(), key):
+        raise PkiError("client certificate %s and %s do not match" % (cert_path, key_source))
+
+
+def http_request(http, server_name, port):
+    """The HTTP/1.1 request of a probe: dict(method, request bytes). Refuses what would split the request:
+    a line break anywhere, a space in the path, a header name that is not one."""
+    method = _no_line_breaks(http.get("method") or "GET", "http_method").upper()
+    if not method.isalpha():
+        raise PkiError("http_method %r is not an HTTP method" % method)
+    path = _no_line_breaks(http.get("path") or "/", "http_path")
+    if " " in path or "\t" in path:
+        raise PkiError("http_path %r must not contain spaces (percent-encode them)" % path)
+    host_header = http.get("host")
+    if not host_header:
+        host_header = server_name
+        if ":" in host_header:
+            host_header = "[%s]" % host_header
+        if port != 443:
+            host_header = "%s:%d" % (host_header, port)
+    headers = [("Host", _no_line_breaks(host_header, "http_host")), ("User-Agent", USER_AGENT),
+               ("Accept", "*/*"), ("Connection", "close")]
+    for name, value in sorted((http.get("headers") or {}).items()):
+        name = _no_line_breaks(name, "http_headers")
+        if not name or ":" in name or " " in name:
+            raise PkiError("http_headers: %r is not a header name" % name)
+        headers = [h for h in headers if h[0].lower() != name.lower()]
+        headers.append((name, _no_line_breaks(value, "http_headers.%s" % name)))
+    lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % header for header in headers]
+    return dict(method=method, request=("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
 
 
 def client_context(options, verify):
@@ -579,21 +300,21 @@ def _alert_of(exc, recorder):
     """(alert code, OpenSSL's text) of the alert the server sent, or (None, None)."""
     code = recorder.fatal_alert()
     reason = getattr(exc, "reason", None) if exc is not None else None
-    if code is None and reason in _ALERT_BY_REASON:
-        code = _ALERT_BY_REASON[reason]
+    if code is None and reason in w.ALERT_BY_REASON:
+        code = w.ALERT_BY_REASON[reason]
     if code is None:
         return None, None
-    name = reason if _ALERT_BY_REASON.get(reason) == code else ALERTS.get(code)
+    name = reason if w.ALERT_BY_REASON.get(reason) == code else w.ALERTS.get(code)
     return code, name.lower().replace("_", " ") if name else "tls alert %d" % code
 
 
 def classify_alert(code, cert_sent, cert_requested):
     """The outcome an alert from the server means."""
-    if code in NO_CLIENT_CERT:
+    if code in w.NO_CLIENT_CERT:
         return "rejected_no_client_cert"
-    if code in CLIENT_CERT_REJECTIONS:
+    if code in w.CLIENT_CERT_REJECTIONS:
         return "rejected_no_client_cert" if cert_sent is False else "rejected_untrusted_client_cert"
-    if code == HANDSHAKE_FAILURE and cert_requested and cert_sent is False:
+    if code == w.HANDSHAKE_FAILURE and cert_requested and cert_sent is False:
         return "rejected_no_client_cert"
     return "protocol_error"
 
@@ -781,7 +502,7 @@ def _complete(attempt, facts, now=None):
     """Fill in what the handshake recorder saw, where the socket could not tell."""
     recorder = attempt.recorder
     if facts["protocol"] is None and recorder.version is not None:
-        facts["protocol"] = _PROTOCOL_NAMES.get(recorder.version, "0x%04X" % recorder.version)
+        facts["protocol"] = w.PROTOCOL_NAMES.get(recorder.version, "0x%04X" % recorder.version)
     if facts["cipher"] is None and recorder.cipher_suite is not None:
         facts["cipher"] = _cipher_names(attempt.context).get(recorder.cipher_suite, "0x%04X" % recorder.cipher_suite)
     if attempt.verify and facts["server_cert_verified"] is None and recorder.server_flight_done:
@@ -792,7 +513,7 @@ def _complete(attempt, facts, now=None):
         requested = recorder.cert_requested()
         facts["client_cert_requested"] = requested
         if requested is not None:
-            facts["client_ca_names"] = [der_name_to_string(der) for der in recorder.ca_names_der]
+            facts["client_ca_names"] = [_der_name.der_name_to_string(der) for der in recorder.ca_names_der]
     if facts["server_cert"] is None:
         der = attempt.peer_der or (recorder.server_certs_der[0] if recorder.server_certs_der else None)
         if der:
@@ -832,88 +553,3 @@ def probe(options, now=None):
 
 
 # --- expectations -----------------------------------------------------------------
-
-EXPECT_KEYS = ("handshake", "outcome", "alert", "protocol", "cipher", "status", "reason", "server_cert_verified",
-               "client_cert_requested", "client_ca_names", "body_contains")
-
-
-def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def check_expect(expect):
-    """Refuse unknown keys and impossible values before probing."""
-    for key, wanted in (expect or {}).items():
-        if key not in EXPECT_KEYS:
-            raise PkiError("expect: unknown key %r; use: %s" % (key, ", ".join(EXPECT_KEYS)))
-        choices = {"outcome": OUTCOMES, "handshake": HANDSHAKE_STATES}.get(key)
-        if choices:
-            for value in _as_list(wanted):
-                if value not in choices:
-                    raise PkiError("expect.%s: %r is not one of %s" % (key, value, ", ".join(choices)))
-        if key in ("server_cert_verified", "client_cert_requested"):
-            try:
-                boolean(wanted, strict=True)
-            except TypeError:
-                raise PkiError("expect.%s must be true or false, not %r" % (key, wanted))
-        if key == "status":
-            for value in _as_list(wanted):
-                try:
-                    int(value)
-                except (TypeError, ValueError):
-                    raise PkiError("expect.status: %r is not an HTTP status" % (value,))
-
-
-def _met(key, actual, wanted):
-    if key == "body_contains":
-        return actual is not None and all(str(text) in actual for text in _as_list(wanted))
-    if key == "client_ca_names":
-        return actual is not None and sorted(actual) == sorted(str(n) for n in _as_list(wanted))
-    if key in ("server_cert_verified", "client_cert_requested"):
-        return actual is not None and actual == boolean(wanted, strict=True)
-    if key == "status":
-        return actual is not None and actual in [int(v) for v in _as_list(wanted)]
-    return actual is not None and str(actual) in [str(v) for v in _as_list(wanted)]
-
-
-def unmet_expectations(facts, expect):
-    """One line per expectation the facts do not meet, in key order."""
-    check_expect(expect)
-    unmet = []
-    for key in sorted(expect or {}):
-        wanted = expect[key]
-        actual = facts.get("body" if key == "body_contains" else key)
-        if _met(key, actual, wanted):
-            continue
-        if key == "body_contains":
-            unmet.append("body does not contain %r" % (wanted,))
-        elif isinstance(wanted, (list, tuple)) and key != "client_ca_names":
-            unmet.append("%s is %r, expected one of %r" % (key, actual, list(wanted)))
-        else:
-            unmet.append("%s is %r, expected %r" % (key, actual, wanted))
-    return unmet
-
-
-def untrusted_server_expected(expect):
-    """Whether expect says the server's certificate should not verify: in outcome, or server_cert_verified false."""
-    expect = expect or {}
-    if "server_cert_untrusted" in _as_list(expect.get("outcome")):
-        return True
-    return "server_cert_verified" in expect and not boolean(expect["server_cert_verified"], strict=True)
-
-
-def failure_message(facts, expect):
-    """Why the task fails, or None: unmet expectations, or a connection that failed or a server that did not
-    verify when expect does not say so."""
-    unmet = unmet_expectations(facts, expect)
-    facts["unmet_expectations"] = unmet
-    expect = expect or {}
-    target = "%s:%d" % (facts["host"], facts["port"])
-    if facts["outcome"] == "connection_failed" and "connection_failed" not in _as_list(expect.get("outcome")):
-        return "; ".join([facts["error"]] + unmet)
-    if facts["outcome"] == "server_cert_untrusted" and not untrusted_server_expected(expect):
-        return "; ".join(["%s: %s; it was sent no client certificate and no request" % (target, facts["error"])]
-                         + unmet)
-    if unmet:
-        return "%s: expectation not met: %s" % (target, "; ".join(unmet))
-    return None

@@ -24,9 +24,9 @@ from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 class KeyFile(_module.ManagedFile):
     """A key file of one certificate entry, with that entry's owner and mode."""
 
-    def __init__(self, module, path, spec):
+    def __init__(self, module, path, spec, check_mode=None):
         super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True,
-                         owner=spec["owner"], group=spec["group"])
+                         owner=spec["owner"], group=spec["group"], check_mode=check_mode)
 
 
 def ensure_key(module, key_file, spec, diffs, reuse=True):
@@ -61,7 +61,7 @@ def assess(spec, directory, anchors, now, params, issuers=None):
                          renew_at_time=renew_at), certs
 
 
-def converge_files(module, spec, directory, certs, key_file, diffs):
+def converge_files(module, spec, directory, certs, key_file, diffs, check_mode=None):
     """Put right the files derived from a good full chain and key; the paths written or whose attributes were fixed.
 
     The certificate and the chain alone, and the combined PEM (certificate,
@@ -88,7 +88,8 @@ def converge_files(module, spec, directory, certs, key_file, diffs):
         kept_group = group_read and not key_mode & 0o040
         wanted.append((combined_path, cert_pem + chain_pem + key_file.current, key_mode | group_read, True,
                        None if kept_group else spec["group"]))
-    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=group), content)
+    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=group,
+                                    check_mode=check_mode), content)
                for path, content, mode, secret, group in wanted]
     for target, _content in targets:
         target.check_writable()
@@ -123,11 +124,12 @@ def check_certificate_names(specs):
         raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
 
 
-def prepare(module, honour_force=True):
+def prepare(module, honour_force=True, check_mode=None):
     """(result, now, horizon): what the host needs, when that was decided, until when a "nothing to do" holds.
 
-    In check mode this writes nothing: the read-only form of the decision.
+    In check mode (the module's, unless check_mode says) this writes nothing: the read-only form of the decision.
     """
+    check_mode = module.check_mode if check_mode is None else check_mode
     params = module.params
     check_certificate_names(params["certificates"])
     now = c.utcnow()
@@ -136,7 +138,7 @@ def prepare(module, honour_force=True):
     changed = False
     if not os.path.isdir(directory):
         changed = True
-        if not module.check_mode:
+        if not check_mode:
             try:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
@@ -153,16 +155,16 @@ def prepare(module, honour_force=True):
         content, _kept, _dropped = _bundle.build_bundle(
             [("trust_certificates[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_certificates"])],
             now)
-        bundle = _module.ManagedFile(module, params["ca_bundle_path"], 0o644)
+        bundle = _module.ManagedFile(module, params["ca_bundle_path"], 0o644, check_mode=check_mode)
         bundle.check_writable()
         bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
 
-    crl_changed, crl_times = install_crls(module, anchors, now, diffs)
+    crl_changed, crl_times = install_crls(module, anchors, now, diffs, check_mode)
 
     states, requests = [], []
     involved, renew_times = list(anchors) + issuers, list(crl_times)
     for spec in params["certificates"]:
-        key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec)
+        key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec, check_mode)
         key_file.check_writable()
         reasons, facts, certs = assess(spec, directory, anchors, now, params, issuers)
         involved += certs
@@ -177,10 +179,10 @@ def prepare(module, honour_force=True):
         states.append(state)
         if not key_file.exists or reasons:
             changed = True
-        if module.check_mode and (reasons or not key_file.exists):
+        if check_mode and (reasons or not key_file.exists):
             continue  # nothing to sign with yet: the decision is the report
         if renewal:
-            pending = KeyFile(module, "%s/%s.key.pending" % (directory, spec["name"]), spec)
+            pending = KeyFile(module, "%s/%s.key.pending" % (directory, spec["name"]), spec, check_mode)
             key, _changed = ensure_key(module, pending, spec, diffs)
         else:
             key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
@@ -188,7 +190,7 @@ def prepare(module, honour_force=True):
             if key_changed and facts:
                 state["repaired"].append(key_file.path)
         if not reasons:
-            state["repaired"] += converge_files(module, spec, directory, certs, key_file, diffs)
+            state["repaired"] += converge_files(module, spec, directory, certs, key_file, diffs, check_mode)
             changed = changed or bool(state["repaired"])
         if reasons:
             csr = _x509.build_csr(key, {"CN": spec["common_name"]},
@@ -203,7 +205,7 @@ def prepare(module, honour_force=True):
     return result, now, _policy.decision_horizon(now, involved, renew_times)
 
 
-def install_crls(module, anchors, now, diffs):
+def install_crls(module, anchors, now, diffs, check_mode=None):
     """(changed, [next updates]): the CRL file of option crl_path, from trust_crls, each CRL verified first.
 
     The CRLs' next updates bound how long a decision that found nothing to
@@ -221,7 +223,7 @@ def install_crls(module, anchors, now, diffs):
     content, facts = _crl.trusted_crl_file(
         [("trust_crls[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_crls"])],
         anchors, issuers, now)
-    crl_file = _module.ManagedFile(module, params["crl_path"], 0o644)
+    crl_file = _module.ManagedFile(module, params["crl_path"], 0o644, check_mode=check_mode)
     crl_file.check_writable()
     changed = crl_file.ensure_attributes(crl_file.replace(content, diffs))
     return changed, [c.parse_isoformat(f["next_update"]) for f in facts]
@@ -273,10 +275,6 @@ def install_and_settle(module, memo_for):
     # Keyed on the files as installed, before the decision reads them again.
     memo = None if module.check_mode else memo_for(module.params)
     # The request run made the keys and the bundle; this decision only looks.
-    check_mode, module.check_mode = module.check_mode, True
-    try:
-        settled, now, horizon = prepare(module, honour_force=False)
-    finally:
-        module.check_mode = check_mode
+    settled, now, horizon = prepare(module, honour_force=False, check_mode=True)
     remember_if_settled(memo, settled, now, horizon)
     return dict(settled, changed=any(entry["changed"] for entry in installed), installed=installed, diff=diffs)

@@ -314,6 +314,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _probe
+from ansible_collections.fleet.mtls.plugins.module_utils import _probe_expect
 
 
 # The header the service roles log as "probe".
@@ -332,8 +333,8 @@ def http_request(params):
 
 def run_probe(module):
     params = module.params
-    _probe.check_expect(params["expect"])
-    options = _probe.ProbeOptions(
+    _probe_expect.check_expect(params["expect"])
+    options = _probe.ProbeOptions.load(
         params["host"], params["port"], server_name=params["server_name"],
         client_cert_path=params["client_cert_path"], client_key_path=params["client_key_path"],
         client_key_passphrase=params["client_key_passphrase"], ca_bundle_path=params["ca_bundle_path"],
@@ -343,7 +344,7 @@ def run_probe(module):
         alert_wait=params["alert_wait"])
     result = _probe.probe(options)
     result["changed"] = False
-    message = _probe.failure_message(result, params["expect"])
+    message = _probe_expect.failure_message(result, params["expect"])
     if message:
         module.fail_json(msg=message, **result)
     return result

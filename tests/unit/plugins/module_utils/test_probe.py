@@ -17,7 +17,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.fleet.mtls.plugins.module_utils import _der_name as der_names
 from ansible_collections.fleet.mtls.plugins.module_utils import _probe
+from ansible_collections.fleet.mtls.plugins.module_utils import _probe_expect
+from ansible_collections.fleet.mtls.plugins.module_utils import _tls_wire
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 from ansible_collections.fleet.mtls.tests.unit.plugins.module_utils import probe_servers as ps
 
@@ -90,7 +93,7 @@ def probe(pki, port, client=None, bundle="ca", http=None, alert_wait=FAST, **kwa
     else:
         kwargs["ca_bundle_path"] = pki.ca_path if bundle == "ca" else pki.other_ca_path
     kwargs.setdefault("server_name", ps.SERVER_NAME)
-    return _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, port, http=http, alert_wait=alert_wait, **kwargs))
+    return _probe.probe(_probe.ProbeOptions.load(ps.LOOPBACK, port, http=http, alert_wait=alert_wait, **kwargs))
 
 
 def ca_names_advertised(kind, pki):
@@ -229,7 +232,7 @@ def test_server_cert_from_another_ca(servers, probe_pki, kind, version):
     assert facts["protocol"] == PROTOCOLS[version]
     assert facts["client_cert_requested"] is True
     assert facts["client_ca_names"] == ca_names_advertised(kind, probe_pki)
-    message = _probe.failure_message(facts, {})
+    message = _probe_expect.failure_message(facts, {})
     assert message.startswith("127.0.0.1:%d: the server's certificate did not verify: " % facts["port"])
     assert message.endswith("; it was sent no client certificate and no request")
 
@@ -287,7 +290,7 @@ def test_an_untrusted_server_gets_no_client_cert_and_no_request(recording_server
     assert server.received == b""
     assert facts["server_cert"]["common_name"] == common_name
     assert facts["client_cert_requested"] is True
-    assert "did not verify" in _probe.failure_message(facts, {})
+    assert "did not verify" in _probe_expect.failure_message(facts, {})
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -307,38 +310,38 @@ def test_without_verifying_no_client_cert_and_no_request(recording_server, probe
     assert server.connections == 1
     assert server.client_certificates == [0]
     assert server.received == b""
-    assert _probe.failure_message(facts, {}) is None
+    assert _probe_expect.failure_message(facts, {}) is None
 
 
 def test_verifying_is_the_default_and_excludes_sending_without_it(probe_pki):
     with pytest.raises(PkiError, match="^tls_probe verifies the server: give ca_bundle_path, or verify_server: false "
                                        "to probe without verifying$"):
-        _probe.ProbeOptions("h")
+        _probe.ProbeOptions.load("h")
     with pytest.raises(PkiError, match="ca_bundle_path and verify_server: false exclude each other"):
-        _probe.ProbeOptions("h", ca_bundle_path=probe_pki.ca_path, verify_server=False)
+        _probe.ProbeOptions.load("h", ca_bundle_path=probe_pki.ca_path, verify_server=False)
     with pytest.raises(PkiError, match="^client_cert_path needs a verified server"):
-        _probe.ProbeOptions("h", client_cert_path=probe_pki.client[0], client_key_path=probe_pki.client[1],
+        _probe.ProbeOptions.load("h", client_cert_path=probe_pki.client[0], client_key_path=probe_pki.client[1],
                             verify_server=False)
     with pytest.raises(PkiError, match="^http_path needs a verified server"):
-        _probe.ProbeOptions("h", http={}, verify_server=False)
-    assert _probe.ProbeOptions("h", verify_server=False).verify_server is False
-    assert _probe.ProbeOptions("h", ca_bundle_path=probe_pki.ca_path).verify_server is True
+        _probe.ProbeOptions.load("h", http={}, verify_server=False)
+    assert _probe.ProbeOptions.load("h", verify_server=False).verify_server is False
+    assert _probe.ProbeOptions.load("h", ca_bundle_path=probe_pki.ca_path).verify_server is True
 
 
 def test_an_untrusted_server_fails_unless_expected():
     facts = dict(host="web1", port=443, outcome="server_cert_untrusted", handshake="failed",
                  server_cert_verified=False, verify_error="certificate has expired",
                  error="the server's certificate did not verify: certificate has expired")
-    assert _probe.failure_message(facts, {}) == ("web1:443: the server's certificate did not verify: certificate has "
+    assert _probe_expect.failure_message(facts, {}) == ("web1:443: the server's certificate did not verify: certificate has "
                                                  "expired; it was sent no client certificate and no request")
     # Expecting only a failed handshake does not make an untrusted server pass.
-    assert _probe.failure_message(facts, {"handshake": "failed"})
-    unmet = _probe.failure_message(facts, {"status": 200})
+    assert _probe_expect.failure_message(facts, {"handshake": "failed"})
+    unmet = _probe_expect.failure_message(facts, {"status": 200})
     assert unmet.endswith("no client certificate and no request; status is None, expected 200")
-    assert _probe.failure_message(facts, {"outcome": "server_cert_untrusted"}) is None
-    assert _probe.failure_message(facts, {"outcome": ["accepted", "server_cert_untrusted"]}) is None
-    assert _probe.failure_message(facts, {"server_cert_verified": "false"}) is None
-    assert _probe.failure_message(facts, {"server_cert_verified": True}).endswith(
+    assert _probe_expect.failure_message(facts, {"outcome": "server_cert_untrusted"}) is None
+    assert _probe_expect.failure_message(facts, {"outcome": ["accepted", "server_cert_untrusted"]}) is None
+    assert _probe_expect.failure_message(facts, {"server_cert_verified": "false"}) is None
+    assert _probe_expect.failure_message(facts, {"server_cert_verified": True}).endswith(
         "; server_cert_verified is False, expected True")
 
 
@@ -346,20 +349,20 @@ def test_an_untrusted_server_fails_unless_expected():
 
 
 def test_refused_connection():
-    options = _probe.ProbeOptions(ps.LOOPBACK, ps.unused_port(), timeout=2, verify_server=False)
+    options = _probe.ProbeOptions.load(ps.LOOPBACK, ps.unused_port(), timeout=2, verify_server=False)
     facts = _probe.probe(options)
     assert (facts["outcome"], facts["handshake"]) == ("connection_failed", "failed")
     assert "refused" in facts["error"].lower()
-    message = _probe.failure_message(facts, {})
+    message = _probe_expect.failure_message(facts, {})
     assert message and "refused" in message.lower()
-    assert _probe.failure_message(facts, {"outcome": "connection_failed"}) is None
+    assert _probe_expect.failure_message(facts, {"outcome": "connection_failed"}) is None
     # Expecting only a failed handshake does not make a dead server pass.
-    assert _probe.failure_message(facts, {"handshake": "failed"})
+    assert _probe_expect.failure_message(facts, {"handshake": "failed"})
 
 
 def test_the_connection_sets_tcp_nodelay(recording_server):
     server = recording_server("server", "1.3")
-    sock = _probe.connect(_probe.ProbeOptions(ps.LOOPBACK, server.port, verify_server=False))
+    sock = _probe.connect(_probe.ProbeOptions.load(ps.LOOPBACK, server.port, verify_server=False))
     try:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
@@ -376,7 +379,7 @@ def test_no_common_version(servers, probe_pki):
 def test_not_tls_at_all():
     server = ps.RawServer(b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
-        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
+        facts = _probe.probe(_probe.ProbeOptions.load(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
     finally:
         server.stop()
     assert (facts["outcome"], facts["handshake"], facts["alert"]) == ("protocol_error", "failed", None)
@@ -386,7 +389,7 @@ def test_not_tls_at_all():
 def test_server_closing_during_the_handshake():
     server = ps.RawServer()
     try:
-        facts = _probe.probe(_probe.ProbeOptions(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
+        facts = _probe.probe(_probe.ProbeOptions.load(ps.LOOPBACK, server.port, timeout=3, verify_server=False))
     finally:
         server.stop()
     assert (facts["outcome"], facts["handshake"]) == ("protocol_error", "failed")
@@ -429,17 +432,17 @@ def test_http_response_details(probe_pki):
 
 def test_http_request_text(probe_pki):
     bundle = probe_pki.ca_path
-    options = _probe.ProbeOptions("10.0.0.1", 8443, server_name="api.lab.internal", ca_bundle_path=bundle,
+    options = _probe.ProbeOptions.load("10.0.0.1", 8443, server_name="api.lab.internal", ca_bundle_path=bundle,
                                   http={"method": "post", "path": "/x?y=1", "headers": {"user-agent": "me"}})
     request = options.http["request"].decode()
     assert request.startswith("POST /x?y=1 HTTP/1.1\r\nHost: api.lab.internal:8443\r\n")
     assert "user-agent: me\r\n" in request and "fleet.mtls" not in request
     assert request.endswith("\r\n\r\n")
-    assert b"Host: [::1]\r\n" in _probe.ProbeOptions("::1", 443, ca_bundle_path=bundle, http={}).http["request"]
+    assert b"Host: [::1]\r\n" in _probe.ProbeOptions.load("::1", 443, ca_bundle_path=bundle, http={}).http["request"]
     with pytest.raises(PkiError, match="line break"):
-        _probe.ProbeOptions("h", 443, ca_bundle_path=bundle, http={"headers": {"X": "a\r\nInjected: 1"}})
+        _probe.ProbeOptions.load("h", 443, ca_bundle_path=bundle, http={"headers": {"X": "a\r\nInjected: 1"}})
     with pytest.raises(PkiError, match="spaces"):
-        _probe.ProbeOptions("h", 443, ca_bundle_path=bundle, http={"path": "/a b"})
+        _probe.ProbeOptions.load("h", 443, ca_bundle_path=bundle, http={"path": "/a b"})
 
 
 # --- options and files ---------------------------------------------------------------
@@ -448,30 +451,30 @@ def test_http_request_text(probe_pki):
 def test_bad_inputs_are_errors_before_any_connection(probe_pki, tmp_path):
     bundle = probe_pki.ca_path
     with pytest.raises(PkiError, match="does not exist"):
-        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=str(tmp_path / "missing.crt"))
+        _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=str(tmp_path / "missing.crt"))
     with pytest.raises(PkiError, match="could not be decrypted"):
-        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.encrypted_client[0],
+        _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.encrypted_client[0],
                             client_key_path=probe_pki.encrypted_client[1], client_key_passphrase="wrong")
     with pytest.raises(PkiError, match="do not match"):
-        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0],
+        _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0],
                             client_key_path=probe_pki.other_client[1])
     with pytest.raises(PkiError, match="no private key"):
-        _probe.ProbeOptions("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0])
+        _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0])
     with pytest.raises(PkiError, match="holds no PEM certificate"):
-        _probe.ProbeOptions("h", ca_bundle_path=probe_pki.client[1])
+        _probe.ProbeOptions.load("h", ca_bundle_path=probe_pki.client[1])
     with pytest.raises(PkiError, match="does not exist"):
-        _probe.ProbeOptions("h", ca_bundle_path=str(tmp_path / "missing.pem"))
+        _probe.ProbeOptions.load("h", ca_bundle_path=str(tmp_path / "missing.pem"))
     with pytest.raises(PkiError, match="above"):
-        _probe.ProbeOptions("h", verify_server=False, min_tls_version="1.3", max_tls_version="1.2")
+        _probe.ProbeOptions.load("h", verify_server=False, min_tls_version="1.3", max_tls_version="1.2")
     with pytest.raises(PkiError, match="out of range"):
-        _probe.ProbeOptions("h", verify_server=False, port=70000)
+        _probe.ProbeOptions.load("h", verify_server=False, port=70000)
 
 
 def test_key_in_the_certificate_file(servers, probe_pki, tmp_path):
     combined = tmp_path / "combined.pem"
     with open(probe_pki.client[0], "rb") as cert, open(probe_pki.client[1], "rb") as key:
         combined.write_bytes(cert.read() + key.read())
-    options = _probe.ProbeOptions(ps.LOOPBACK, servers("python", "required", "1.2"), server_name=ps.SERVER_NAME,
+    options = _probe.ProbeOptions.load(ps.LOOPBACK, servers("python", "required", "1.2"), server_name=ps.SERVER_NAME,
                                   ca_bundle_path=probe_pki.ca_path, client_cert_path=str(combined), http={})
     assert _probe.probe(options)["body"] == "hello client.probe.test\n"
 
@@ -494,17 +497,17 @@ def test_without_the_handshake_hook(servers, probe_pki, monkeypatch):
 
 def test_expectations_met_and_unmet(servers, probe_pki):
     facts = probe(probe_pki, servers("python", "required", "1.3"), client="client", http={})
-    assert _probe.failure_message(facts, {
+    assert _probe_expect.failure_message(facts, {
         "handshake": "ok", "outcome": "accepted", "status": 200, "server_cert_verified": True,
         "protocol": "TLSv1.3", "body_contains": "hello", "client_cert_requested": "yes", "client_ca_names": [],
     }) is None
     assert facts["unmet_expectations"] == []
-    assert _probe.failure_message(facts, {"outcome": ["rejected_no_client_cert", "accepted"], "status": "200"}) is None
+    assert _probe_expect.failure_message(facts, {"outcome": ["rejected_no_client_cert", "accepted"], "status": "200"}) is None
 
     refused = probe(probe_pki, servers("python", "required", "1.3"), http={})
-    assert _probe.failure_message(refused, {"handshake": "failed", "outcome": "rejected_no_client_cert"}) is None
-    assert _probe.failure_message(refused, {}) is None  # no expectation: a refusal is only a fact
-    message = _probe.failure_message(refused, {"outcome": "accepted", "status": 200, "body_contains": ["hello"]})
+    assert _probe_expect.failure_message(refused, {"handshake": "failed", "outcome": "rejected_no_client_cert"}) is None
+    assert _probe_expect.failure_message(refused, {}) is None  # no expectation: a refusal is only a fact
+    message = _probe_expect.failure_message(refused, {"outcome": "accepted", "status": 200, "body_contains": ["hello"]})
     assert message.startswith("127.0.0.1:%d: expectation not met: " % refused["port"])
     assert refused["unmet_expectations"] == [
         "body does not contain ['hello']",
@@ -515,14 +518,14 @@ def test_expectations_met_and_unmet(servers, probe_pki):
 
 def test_expect_is_checked_for_typos():
     with pytest.raises(PkiError, match="unknown key 'outcomes'"):
-        _probe.check_expect({"outcomes": "accepted"})
+        _probe_expect.check_expect({"outcomes": "accepted"})
     with pytest.raises(PkiError, match="'acepted' is not one of"):
-        _probe.check_expect({"outcome": "acepted"})
+        _probe_expect.check_expect({"outcome": "acepted"})
     with pytest.raises(PkiError, match="true or false"):
-        _probe.check_expect({"server_cert_verified": "maybe"})
+        _probe_expect.check_expect({"server_cert_verified": "maybe"})
     with pytest.raises(PkiError, match="not an HTTP status"):
-        _probe.check_expect({"status": "ok"})
-    _probe.check_expect({"handshake": ["ok", "failed"], "status": [200, "204"], "server_cert_verified": "true"})
+        _probe_expect.check_expect({"status": "ok"})
+    _probe_expect.check_expect({"handshake": ["ok", "failed"], "status": [200, "204"], "server_cert_verified": "true"})
 
 
 # --- parsing what the server sends ---------------------------------------------------
@@ -574,25 +577,25 @@ def _der_name(*rdns):
 ], ids=["cn", "escaping", "multi-valued", "dc-email-unicode"])
 def test_der_names_read_as_cryptography_writes_them(name):
     der = name.public_bytes()
-    assert _probe.der_name_to_string(der) == name.rfc4514_string()
-    assert _probe.format_rfc4514(_probe.parse_der_name(der)) == name.rfc4514_string()
+    assert der_names.der_name_to_string(der) == name.rfc4514_string()
+    assert der_names.format_rfc4514(der_names.parse_der_name(der)) == name.rfc4514_string()
 
 
 def test_der_names_cryptography_refuses_to_build():
     long_cn = "x" * 80  # longer than the ub-common-name of 64
     der = _der_name([("2.5.4.6", 0x13, b"DEU")], [("2.5.4.3", 0x0C, long_cn.encode())])
-    assert _probe.der_name_to_string(der) == "CN=%s,C=DEU" % long_cn
+    assert der_names.der_name_to_string(der) == "CN=%s,C=DEU" % long_cn
     bmp = _der_name([("2.5.4.3", 0x1E, "B\u00e4r".encode("utf-16-be"))], [("1.2.3.4", 0x02, b"\x05")])
-    assert _probe.der_name_to_string(bmp) == "1.2.3.4=#020105,CN=B\u00e4r"
-    assert _probe.der_name_to_string(b"\x30\x05\x31\x03") == "#3005" + "3103"
+    assert der_names.der_name_to_string(bmp) == "1.2.3.4=#020105,CN=B\u00e4r"
+    assert der_names.der_name_to_string(b"\x30\x05\x31\x03") == "#3005" + "3103"
 
 
 def test_decode_oid():
-    assert _probe.decode_oid(bytes.fromhex("550403")) == "2.5.4.3"
-    assert _probe.decode_oid(bytes.fromhex("0992268993F22C640119")) == "0.9.2342.19200300.100.1.25"
-    assert _probe.decode_oid(bytes.fromhex("883703")) == "2.999.3"
+    assert der_names.decode_oid(bytes.fromhex("550403")) == "2.5.4.3"
+    assert der_names.decode_oid(bytes.fromhex("0992268993F22C640119")) == "0.9.2342.19200300.100.1.25"
+    assert der_names.decode_oid(bytes.fromhex("883703")) == "2.999.3"
     with pytest.raises(ValueError):
-        _probe.decode_oid(b"\x88")
+        der_names.decode_oid(b"\x88")
 
 
 def test_certificate_request_bodies():
@@ -600,26 +603,26 @@ def test_certificate_request_bodies():
     dns = len(ca).to_bytes(2, "big") + ca
     authorities = len(dns).to_bytes(2, "big") + dns
     tls12 = b"\x02\x01\x40" + b"\x00\x02\x04\x03" + authorities
-    assert _probe.parse_certificate_request(tls12, 0x0303) == [ca]
-    assert _probe.parse_certificate_request(b"\x01\x01" + authorities, 0x0301) == [ca]
-    assert _probe.parse_certificate_request(b"\x01\x40\x00\x02\x04\x03\x00\x00", 0x0303) == []
+    assert _tls_wire.parse_certificate_request(tls12, 0x0303) == [ca]
+    assert _tls_wire.parse_certificate_request(b"\x01\x01" + authorities, 0x0301) == [ca]
+    assert _tls_wire.parse_certificate_request(b"\x01\x40\x00\x02\x04\x03\x00\x00", 0x0303) == []
     sigalgs_ext = b"\x00\x0d\x00\x04\x00\x02\x04\x03"
     ca_ext = b"\x00\x2f" + len(authorities).to_bytes(2, "big") + authorities
     extensions = sigalgs_ext + ca_ext
     tls13 = b"\x00" + len(extensions).to_bytes(2, "big") + extensions
-    assert _probe.parse_certificate_request(tls13, 0x0304) == [ca]
+    assert _tls_wire.parse_certificate_request(tls13, 0x0304) == [ca]
     no_cas = b"\x00" + len(sigalgs_ext).to_bytes(2, "big") + sigalgs_ext
-    assert _probe.parse_certificate_request(no_cas, 0x0304) == []
+    assert _tls_wire.parse_certificate_request(no_cas, 0x0304) == []
     with pytest.raises(ValueError):
-        _probe.parse_certificate_request(tls13[:-3], 0x0304)
+        _tls_wire.parse_certificate_request(tls13[:-3], 0x0304)
 
 
 def test_server_hello_versions():
     hello12 = b"\x03\x03" + b"\x11" * 32 + b"\x00" + b"\xc0\x2b" + b"\x00"
-    assert _probe.parse_server_hello(hello12) == (0x0303, 0xC02B)
+    assert _tls_wire.parse_server_hello(hello12) == (0x0303, 0xC02B)
     supported = b"\x00\x2b\x00\x02\x03\x04"
     hello13 = b"\x03\x03" + b"\x22" * 32 + b"\x20" + b"\x33" * 32 + b"\x13\x02" + b"\x00" + b"\x00\x06" + supported
-    assert _probe.parse_server_hello(hello13) == (0x0304, 0x1302)
+    assert _tls_wire.parse_server_hello(hello13) == (0x0304, 0x1302)
 
 
 def test_alert_classification():
