@@ -15,6 +15,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _crl
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _install
+from ansible_collections.fleet.mtls.plugins.module_utils import _layout
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
@@ -42,14 +43,15 @@ def ensure_key(module, key_file, spec, diffs, reuse=True):
 
 def assess(spec, directory, anchors, now, params, issuers=None):
     """(reasons, facts, certs) for one entry, from its installed full chain and key."""
-    chain_data = _files.read_bytes(directory + "/" + spec["name"] + ".fullchain.pem")
+    paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
+    chain_data = _files.read_bytes(paths["fullchain"])
     if chain_data is None:
         return ["missing"], {}, []
     try:
         certs = _x509.load_certificates(chain_data, source="certificate %s" % spec["name"])
     except PkiError:
         return ["unreadable"], {}, []  # a broken full chain is issued again, like a missing one
-    key_data = _files.read_bytes(directory + "/" + spec["name"] + ".key")
+    key_data = _files.read_bytes(paths["key"])
     key = c.load_private_key(key_data, source="private key of %s" % spec["name"]) if key_data else None
     sans = _x509.build_sans(spec["subject_alt_names"], spec["spiffe_id"])
     reasons, renew_at = _policy.renewal_decision(
@@ -70,17 +72,17 @@ def converge_files(module, spec, directory, certs, key_file, diffs, check_mode=N
     request. The mode and owner of each file are put right too, above all of
     the key and of the combined PEM, which holds the key.
     """
-    base = "%s/%s" % (directory, spec["name"])
+    paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
     cert_pem = _x509.certificate_pem(certs[0])
     chain_pem = b"".join(_x509.certificate_pem(cert) for cert in certs[1:])
     key_mode = _module.parse_mode(spec["key_mode"], 0o600)
-    wanted = [(base + ".crt", cert_pem, 0o644, False, spec["group"]),
-              (base + ".chain.pem", chain_pem, 0o644, False, spec["group"]),
-              (base + ".fullchain.pem", None, 0o644, False, spec["group"])]
+    wanted = [(paths["cert"], cert_pem, 0o644, False, spec["group"]),
+              (paths["chain"], chain_pem, 0o644, False, spec["group"]),
+              (paths["fullchain"], None, 0o644, False, spec["group"])]
     if spec["combined"]:
         # The one grant kept is group read, with its group: the documented group mode a service role gives its
         # service's group (python_service's key_group_access). Anything more than key_mode and that is taken away.
-        combined_path = base + ".combined.pem"
+        combined_path = paths["combined"]
         try:
             group_read = os.lstat(combined_path).st_mode & 0o040
         except OSError:
@@ -164,7 +166,8 @@ def prepare(module, honour_force=True, check_mode=None):
     states, requests = [], []
     involved, renew_times = list(anchors) + issuers, list(crl_times)
     for spec in params["certificates"]:
-        key_file = KeyFile(module, "%s/%s.key" % (directory, spec["name"]), spec, check_mode)
+        paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
+        key_file = KeyFile(module, paths["key"], spec, check_mode)
         key_file.check_writable()
         reasons, facts, certs = assess(spec, directory, anchors, now, params, issuers)
         involved += certs
@@ -175,14 +178,14 @@ def prepare(module, honour_force=True, check_mode=None):
         renewal = bool(reasons) and bool(facts) and params["new_key_on_renewal"]
         state = dict(name=spec["name"], reasons=reasons, pending_key=renewal,
                      serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"),
-                     repaired=[])
+                     repaired=[], files=paths)
         states.append(state)
         if not key_file.exists or reasons:
             changed = True
         if check_mode and (reasons or not key_file.exists):
             continue  # nothing to sign with yet: the decision is the report
         if renewal:
-            pending = KeyFile(module, "%s/%s.key.pending" % (directory, spec["name"]), spec, check_mode)
+            pending = KeyFile(module, paths["pending_key"], spec, check_mode)
             key, _changed = ensure_key(module, pending, spec, diffs)
         else:
             key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
@@ -257,11 +260,12 @@ def install_signed(module, now, diffs):
                            % (index, item.get("name"), params["requester"], ", ".join(sorted(specs))))
         if not item.get("certificate"):
             raise PkiError("signed[%d] (%s) has no certificate" % (index, item["name"]))
-        spec, base = specs[name], "%s/%s" % (directory, name)
-        files = dict(certificate=item["certificate"], chain=item.get("chain") or "", privatekey_path=base + ".key",
-                     privatekey_passphrase=None, pending_privatekey_path=base + ".key.pending",
-                     cert_path=base + ".crt", chain_path=base + ".chain.pem", fullchain_path=base + ".fullchain.pem",
-                     combined_path=base + ".combined.pem" if spec["combined"] else None, mode=None,
+        spec = specs[name]
+        paths = _layout.certificate_files(directory, name, spec["combined"])
+        files = dict(certificate=item["certificate"], chain=item.get("chain") or "", privatekey_path=paths["key"],
+                     privatekey_passphrase=None, pending_privatekey_path=paths["pending_key"],
+                     cert_path=paths["cert"], chain_path=paths["chain"], fullchain_path=paths["fullchain"],
+                     combined_path=paths["combined"], mode=None,
                      key_mode=spec["key_mode"], owner=spec["owner"], group=spec["group"])
         outcome = _install.install_certificate(module, files, now, diffs, label="certificate %s" % item["name"])
         installed.append(dict(outcome, name=name))

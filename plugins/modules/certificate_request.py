@@ -259,6 +259,28 @@ certificates:
         or whose mode or owner was put right.
       type: list
       elements: str
+    files:
+      description: Where the certificate's files are, the paths service configurations name.
+      type: dict
+      contains:
+        key:
+          description: The private key, V(<name>.key).
+          type: str
+        pending_key:
+          description: Where a renewal's new key waits for its certificate, V(<name>.key.pending).
+          type: str
+        cert:
+          description: The certificate alone, V(<name>.crt).
+          type: str
+        chain:
+          description: Its issuing chain, V(<name>.chain.pem).
+          type: str
+        fullchain:
+          description: Certificate and chain, V(<name>.fullchain.pem).
+          type: str
+        combined:
+          description: Certificate, chain and key, V(<name>.combined.pem), with O(certificates[].combined); else null.
+          type: str
 bundle_changed:
   description: Whether the trust bundle was (or would be) rewritten.
   returned: always
@@ -298,12 +320,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.mtls.plugins.module_utils import _layout
 from ansible_collections.fleet.mtls.plugins.module_utils import _memo
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 # The code whose decision the memo stands for (the imports of _request, all the way down).
-DECIDING_CODE = ("_bundle", "_crl", "_crypto", "_errors", "_files", "_index", "_install", "_memo", "_module",
-                 "_params", "_policy", "_request", "_time", "_x509")
+DECIDING_CODE = ("_bundle", "_crl", "_crypto", "_errors", "_files", "_index", "_install", "_layout", "_memo",
+                 "_module", "_params", "_policy", "_request", "_time", "_x509")
 
 
 def decision_paths(params):
@@ -311,10 +334,7 @@ def decision_paths(params):
     directory = params["directory"].rstrip("/")
     paths = [path for path in (params["ca_bundle_path"], params["crl_path"]) if path]
     for spec in params["certificates"]:
-        base = "%s/%s" % (directory, spec["name"])
-        paths += [base + ".fullchain.pem", base + ".key", base + ".crt", base + ".chain.pem"]
-        if spec["combined"]:
-            paths.append(base + ".combined.pem")
+        paths += _layout.decision_files(_layout.certificate_files(directory, spec["name"], spec["combined"]))
     return paths
 
 

@@ -77,6 +77,22 @@ def test_no_op_is_remembered_then_recalled(run_module, host, decisions):
     assert decisions == [False]
 
 
+def test_each_certificate_names_its_files(run_module, host):
+    args, directory = host
+    base = str(directory / "server")
+    wanted = dict(key=base + ".key", pending_key=base + ".key.pending", cert=base + ".crt", chain=base + ".chain.pem",
+                  fullchain=base + ".fullchain.pem", combined=None)
+    decided = run_module(args)
+    assert decided["certificates"][0]["files"] == wanted
+    assert run_module(args)["certificates"][0]["files"] == wanted  # from the memo too
+    combined = dict(args, certificates=[dict(args["certificates"][0], combined=True)])
+    assert run_module(combined, check_mode=True)["certificates"][0]["files"] == dict(wanted,
+                                                                                      combined=base + ".combined.pem")
+    params = dict(combined, crl_path=None)
+    assert certificate_request.decision_paths(params) == [args["ca_bundle_path"], base + ".fullchain.pem", base + ".key",
+                                                          base + ".crt", base + ".chain.pem", base + ".combined.pem"]
+
+
 def test_memo_holds_until_the_renewal_time(run_module, host, decisions, monkeypatch):
     args, directory = host
     decided = run_module(args)
