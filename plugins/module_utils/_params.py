@@ -58,6 +58,11 @@ def refuse_private_keys(module):
                          % (", ".join(names), "s" if len(names) == 1 else ""))
 
 
+# The choices several modules offer, named once (the modules' DOCUMENTATION lists them too, and sanity checks
+# that each matches its module's argument_spec). _crypto.KEY_SIZES and _policy.PROFILES hold what each one means.
+KEY_TYPES = ("ec", "rsa", "ed25519")
+PROFILES = ("server", "client", "server_client")
+
 # Each group matches the doc fragment of the same name.
 OPTION_GROUPS = {
     # fleet.mtls.file_attributes

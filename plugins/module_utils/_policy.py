@@ -61,7 +61,7 @@ def profile_for(csr, requested_profile, item_name):
     """
     requested = _x509.extended_key_usage_names(_x509.extension_value(csr, x509.ExtendedKeyUsage))
     if requested_profile is None:
-        for name in ("server", "client", "server_client"):
+        for name in PROFILES:
             if requested and sorted(requested) == sorted(PROFILES[name]):
                 return name
         if requested:

@@ -409,7 +409,7 @@ def main():
             ["file_attributes"],
             key_path=dict(type="path", required=True),
             key_passphrase=dict(type="str", no_log=True),
-            key_type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),
+            key_type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
             key_size=dict(type="int"),
             cert_path=dict(type="path", required=True),
             subject=dict(type="dict", required=True),

@@ -302,7 +302,7 @@ def main():
             expected_subject_alt_names=dict(type="list", elements="str"),
             expected_spiffe_id=dict(type="str"),
             expected_subject=dict(type="dict"),
-            expected_key_type=dict(type="str", choices=["ec", "rsa", "ed25519"]),
+            expected_key_type=dict(type="str", choices=list(_params.KEY_TYPES)),
             expected_key_size=dict(type="int"),
             valid_at=dict(type="str"),
         ),

@@ -353,11 +353,11 @@ def main():
             directory=dict(type="path", required=True),
             certificates=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
-                profile=dict(type="str", choices=["server", "client", "server_client"], default="server_client"),
+                profile=dict(type="str", choices=list(_params.PROFILES), default="server_client"),
                 common_name=dict(type="str", required=True),
                 subject_alt_names=dict(type="list", elements="str", required=True),
                 spiffe_id=dict(type="str"),
-                key_type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),
+                key_type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
                 key_size=dict(type="int"),
                 owner=dict(type="str"),
                 group=dict(type="str"),

@@ -162,7 +162,7 @@ def main():
         argument_spec=_params.argument_spec(
             ["file_attributes"],
             path=dict(type="path", required=True),
-            type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),
+            type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
             size=dict(type="int"),
             passphrase=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),

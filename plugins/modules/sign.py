@@ -275,7 +275,7 @@ def sign_batch(module):
 
 
 def main():
-    profiles = list(_policy.PROFILES)
+    profiles = list(_params.PROFILES)
     module = AnsibleModule(
         argument_spec=_params.argument_spec(
             ["ca_signer"],

@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _signing
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
@@ -253,3 +254,8 @@ def test_renewal_decision_applies_the_module_options_to_both_answers(pki):
 
     with pytest.raises(PkiError, match="renew_fraction"):
         _policy.renewal_decision(cert, pki.now, dict(defaults, renew_fraction=1.5), None)
+
+
+def test_the_choices_modules_offer_are_what_the_core_knows():
+    assert list(_params.KEY_TYPES) == list(c.KEY_SIZES) == list(c.DEFAULT_KEY_SIZE)
+    assert list(_params.PROFILES) == list(_policy.PROFILES)
