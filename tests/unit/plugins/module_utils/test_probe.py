@@ -321,7 +321,7 @@ def test_verifying_is_the_default_and_excludes_sending_without_it(probe_pki):
         _probe.ProbeOptions.load("h", ca_bundle_path=probe_pki.ca_path, verify_server=False)
     with pytest.raises(PkiError, match="^client_cert_path needs a verified server"):
         _probe.ProbeOptions.load("h", client_cert_path=probe_pki.client[0], client_key_path=probe_pki.client[1],
-                            verify_server=False)
+                                 verify_server=False)
     with pytest.raises(PkiError, match="^http_path needs a verified server"):
         _probe.ProbeOptions.load("h", http={}, verify_server=False)
     assert _probe.ProbeOptions.load("h", verify_server=False).verify_server is False
@@ -333,7 +333,7 @@ def test_an_untrusted_server_fails_unless_expected():
                  server_cert_verified=False, verify_error="certificate has expired",
                  error="the server's certificate did not verify: certificate has expired")
     assert _probe_expect.failure_message(facts, {}) == ("web1:443: the server's certificate did not verify: certificate has "
-                                                 "expired; it was sent no client certificate and no request")
+                                                        "expired; it was sent no client certificate and no request")
     # Expecting only a failed handshake does not make an untrusted server pass.
     assert _probe_expect.failure_message(facts, {"handshake": "failed"})
     unmet = _probe_expect.failure_message(facts, {"status": 200})
@@ -433,7 +433,7 @@ def test_http_response_details(probe_pki):
 def test_http_request_text(probe_pki):
     bundle = probe_pki.ca_path
     options = _probe.ProbeOptions.load("10.0.0.1", 8443, server_name="api.lab.internal", ca_bundle_path=bundle,
-                                  http={"method": "post", "path": "/x?y=1", "headers": {"user-agent": "me"}})
+                                       http={"method": "post", "path": "/x?y=1", "headers": {"user-agent": "me"}})
     request = options.http["request"].decode()
     assert request.startswith("POST /x?y=1 HTTP/1.1\r\nHost: api.lab.internal:8443\r\n")
     assert "user-agent: me\r\n" in request and "fleet.mtls" not in request
@@ -454,10 +454,10 @@ def test_bad_inputs_are_errors_before_any_connection(probe_pki, tmp_path):
         _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=str(tmp_path / "missing.crt"))
     with pytest.raises(PkiError, match="could not be decrypted"):
         _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.encrypted_client[0],
-                            client_key_path=probe_pki.encrypted_client[1], client_key_passphrase="wrong")
+                                 client_key_path=probe_pki.encrypted_client[1], client_key_passphrase="wrong")
     with pytest.raises(PkiError, match="do not match"):
         _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0],
-                            client_key_path=probe_pki.other_client[1])
+                                 client_key_path=probe_pki.other_client[1])
     with pytest.raises(PkiError, match="no private key"):
         _probe.ProbeOptions.load("h", ca_bundle_path=bundle, client_cert_path=probe_pki.client[0])
     with pytest.raises(PkiError, match="holds no PEM certificate"):
@@ -475,7 +475,7 @@ def test_key_in_the_certificate_file(servers, probe_pki, tmp_path):
     with open(probe_pki.client[0], "rb") as cert, open(probe_pki.client[1], "rb") as key:
         combined.write_bytes(cert.read() + key.read())
     options = _probe.ProbeOptions.load(ps.LOOPBACK, servers("python", "required", "1.2"), server_name=ps.SERVER_NAME,
-                                  ca_bundle_path=probe_pki.ca_path, client_cert_path=str(combined), http={})
+                                       ca_bundle_path=probe_pki.ca_path, client_cert_path=str(combined), http={})
     assert _probe.probe(options)["body"] == "hello client.probe.test\n"
 
 

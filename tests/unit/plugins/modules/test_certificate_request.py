@@ -86,8 +86,8 @@ def test_each_certificate_names_its_files(run_module, host):
     assert decided["certificates"][0]["files"] == wanted
     assert run_module(args)["certificates"][0]["files"] == wanted  # from the memo too
     combined = dict(args, certificates=[dict(args["certificates"][0], combined=True)])
-    assert run_module(combined, check_mode=True)["certificates"][0]["files"] == dict(wanted,
-                                                                                      combined=base + ".combined.pem")
+    wanted_combined = dict(wanted, combined=base + ".combined.pem")
+    assert run_module(combined, check_mode=True)["certificates"][0]["files"] == wanted_combined
     params = dict(combined, crl_path=None)
     assert certificate_request.decision_paths(params) == [args["ca_bundle_path"], base + ".fullchain.pem", base + ".key",
                                                           base + ".crt", base + ".chain.pem", base + ".combined.pem"]
