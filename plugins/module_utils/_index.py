@@ -233,10 +233,12 @@ class CertificateIndex(object):
         return self._select("c.revoked_at IS NOT NULL AND c.not_after > ?", [_timestamp(not_after_after)],
                             using="certificates_revoked")
 
-    def query(self, now, name=None, serial=None, spiffe_id=None, status="all", expires_before=None, host=None):
+    def query(self, now, name=None, serial=None, spiffe_id=None, status="all", expires_before=None, host=None,
+              serials=None):
         """Entries matching every criterion given, oldest first, each with its status at now.
 
-        host matches every name ``<host>/...`` (see host_name_range).
+        host matches every name ``<host>/...`` (see host_name_range); serials, a list, matches any of its serials
+        (an empty list matches nothing), in one lookup on the serial's index however many there are.
         """
         clauses, values = [], []
         for column, value in (("c.name", name), ("c.spiffe_id", spiffe_id),
@@ -244,6 +246,9 @@ class CertificateIndex(object):
             if value is not None:
                 clauses.append(column + " = ?")
                 values.append(value)
+        if serials is not None:
+            clauses.append("c.serial IN (SELECT value FROM json_each(?))")
+            values.append(json.dumps(sorted(set(normalize_serial(one) for one in serials))))
         if host is not None:
             clauses.append("c.name >= ? AND c.name < ?")
             values.extend(host_name_range(host))

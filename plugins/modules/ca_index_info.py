@@ -40,6 +40,13 @@ options:
   serial:
     description: Only the entry with this serial (hex, colons allowed).
     type: str
+  serials:
+    description:
+      - Only the entries with one of these serials (hex, colons allowed), found in one lookup however many there
+        are; an empty list finds none. The P(fleet.mtls.revoke#playbook) playbook names the holders of the
+        certificates it revoked this way.
+    type: list
+    elements: str
   spiffe_id:
     description: Only entries issued with this SPIFFE ID (their C(spiffe://) URI SAN).
     type: str
@@ -157,7 +164,7 @@ def list_index(module):
         _index.check_host(params["host"])
     with _index.CertificateIndex(params["index_path"], save=False) as index:
         listed = index.query(now, name=params["name"], serial=params["serial"], spiffe_id=params["spiffe_id"],
-                             host=params["host"], status=params["status"],
+                             host=params["host"], status=params["status"], serials=params["serials"],
                              expires_before=None if days is None else now + datetime.timedelta(days=days))
         counts = index.counts(now)
     return dict(changed=False, certificates=listed, counts=counts)
@@ -171,6 +178,7 @@ def main():
             name=dict(type="str"),
             host=dict(type="str"),
             serial=dict(type="str"),
+            serials=dict(type="list", elements="str"),
             spiffe_id=dict(type="str"),
             expires_within_days=dict(type="float"),
             status=dict(type="str", choices=["all", "valid", "expired", "revoked"], default="all"),

@@ -29,6 +29,18 @@ def test_entries_are_listed_with_their_state(tmp_path, run_module):
     assert result["counts"] == dict(valid=1, expired=1, revoked=1)
 
 
+def test_serials_find_each_of_them_in_one_lookup(tmp_path, run_module):
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"format": 1, "certificates": [ca_host.ENTRY, EXPIRED, REVOKED]}))
+    found = run_module(dict(index_path=str(path), serials=["0c", "0A:1B", "0x0c", "FF"]))
+    assert [e["serial"] for e in found["certificates"]] == ["0A1B", "0C"]
+    assert run_module(dict(index_path=str(path), serials=[]))["certificates"] == []
+    assert [e["serial"] for e in run_module(dict(index_path=str(path), serials=["0B", "0C"],
+                                                 status="revoked"))["certificates"]] == ["0C"]
+    refused = run_module(dict(index_path=str(path), serials=["0C", "not-hex"]))
+    assert refused["failed"] and "serial 'not-hex' is not a hexadecimal number" in refused["msg"]
+
+
 @pytest.mark.parametrize("document,why", [
     ("[]", "has an unknown format"),
     ('{"format": true, "certificates": []}', "has an unknown format"),
