@@ -131,6 +131,28 @@ def key_type_and_size(key):
     raise PkiError("unsupported key algorithm %s" % type(key).__name__)
 
 
+def key_fits(key, key_type, size=None):
+    """Whether key is of key_type and, unless size is None (any size), of that size."""
+    found_type, found_size = key_type_and_size(key)
+    return found_type == key_type and (size is None or found_size == size)
+
+
+def kept_or_new_key(pem, key_type, size, passphrase=None, source="private key"):
+    """(key, new): the key in pem when it is a key_type key of size, else a new one.
+
+    The one answer to "keep this key or make one" of private_key and
+    certificate_request; pem None (no key, or one not to keep) makes a new one.
+    A pem that cannot be read is an error, never replaced: whoever holds a
+    certificate for it would silently lose it. (A CA's key is never replaced:
+    ca only asks key_fits.)
+    """
+    if pem is not None:
+        key = load_private_key(pem, passphrase, source=source)
+        if key_fits(key, key_type, size):
+            return key, False
+    return generate_private_key(key_type, size), True
+
+
 def is_encrypted_pem(data):
     data = to_bytes(data)
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data

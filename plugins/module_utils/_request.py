@@ -32,12 +32,11 @@ class KeyFile(_module.ManagedFile):
 
 def ensure_key(module, key_file, spec, diffs, reuse=True):
     """The key at key_file: the existing one when it fits, else a new one."""
-    wanted = (spec["key_type"], spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]])
-    if reuse and key_file.exists:
-        key = c.load_private_key(key_file.current, source="private key %s" % key_file.path)
-        if c.key_type_and_size(key) == wanted:
-            return key, key_file.ensure_attributes(False)
-    key = c.generate_private_key(*wanted)
+    key, new = c.kept_or_new_key(key_file.current if reuse else None, spec["key_type"],
+                                 spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]],
+                                 source="private key %s" % key_file.path)
+    if not new:
+        return key, key_file.ensure_attributes(False)
     return key, key_file.ensure_attributes(key_file.replace(c.serialize_private_key(key), diffs))
 
 

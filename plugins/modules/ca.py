@@ -348,8 +348,8 @@ def ensure_key(params, key_file):
         key = c.generate_private_key(wanted_type, wanted_size)
         return key, c.serialize_private_key(key, params["key_passphrase"]), True
     key = c.load_private_key(key_file.current, params["key_passphrase"], source="CA key %s" % params["key_path"])
-    found_type, found_size = c.key_type_and_size(key)
-    if found_type != wanted_type or (params["key_size"] is not None and found_size != wanted_size):
+    if not c.key_fits(key, wanted_type, wanted_size if params["key_size"] is not None else None):
+        found_type, found_size = c.key_type_and_size(key)
         raise PkiError("CA key %s is %s %s, not the %s %s asked for; a new CA key means a CA rollover, "
                        "so it is never replaced here"
                        % (params["key_path"], found_type, found_size, wanted_type, wanted_size))

@@ -132,16 +132,12 @@ def ensure_key(module):
                        % (wanted_type, ", ".join(str(s) for s in c.KEY_SIZES[wanted_type]), wanted_size))
     key_file.check_writable()
 
-    key = None
-    if key_file.exists and not params["force"]:
-        # Unreadable is an error: replacing it would silently break whoever holds the certificate.
-        encrypted = c.is_encrypted_pem(key_file.current)
-        key = c.load_private_key(key_file.current, params["passphrase"] if encrypted else None,
+    # Unreadable is an error: replacing it would silently break whoever holds the certificate.
+    current = None if params["force"] else key_file.current
+    encrypted = current is not None and c.is_encrypted_pem(current)
+    key, new = c.kept_or_new_key(current, wanted_type, wanted_size, params["passphrase"] if encrypted else None,
                                  source="private key %s" % params["path"])
-        if c.key_type_and_size(key) != (wanted_type, wanted_size):
-            key = None
-    if key is None:
-        key = c.generate_private_key(wanted_type, wanted_size)
+    if new:
         result["regenerated"] = True
         content = c.serialize_private_key(key, params["passphrase"])
     elif params["passphrase"] and not c.is_encrypted_pem(key_file.current):

@@ -68,3 +68,21 @@ def test_pem_blocks_finds_each_block_in_order():
     text = b"junk\n" + key + b"between\n" + key
     assert c.pem_blocks(text, "PRIVATE KEY") == [key, key]
     assert c.pem_blocks(text, "CERTIFICATE") == []
+
+
+def test_a_key_that_fits_is_kept_and_any_other_replaced():
+    ec256 = c.generate_private_key("ec", 256)
+    pem = c.serialize_private_key(ec256)
+    kept, new = c.kept_or_new_key(pem, "ec", 256)
+    assert not new and c.same_public_key(kept.public_key(), ec256)
+    assert c.key_fits(ec256, "ec") and c.key_fits(ec256, "ec", 256) and not c.key_fits(ec256, "ec", 384)
+    other, new = c.kept_or_new_key(pem, "ec", 384)
+    assert new and c.key_type_and_size(other) == ("ec", 384)
+    fresh, new = c.kept_or_new_key(None, "ed25519", None)
+    assert new and c.key_type_and_size(fresh) == ("ed25519", None)
+
+
+def test_a_key_that_cannot_be_read_is_never_replaced():
+    with pytest.raises(PkiError, match="private key /x"):
+        c.kept_or_new_key(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", "ec", 256,
+                          source="private key /x")
