@@ -43,7 +43,7 @@ options:
   serials:
     description:
       - Only the entries with one of these serials (hex, colons allowed), found in one lookup however many there
-        are; an empty list finds none. The P(fleet.mtls.revoke#playbook) playbook names the holders of the
+        are; an empty list finds none. The C(fleet.mtls.revoke) playbook names the holders of the
         certificates it revoked this way.
     type: list
     elements: str
