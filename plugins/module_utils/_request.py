@@ -40,9 +40,8 @@ def ensure_key(module, key_file, spec, diffs, reuse=True):
     return key, key_file.ensure_attributes(key_file.replace(c.serialize_private_key(key), diffs))
 
 
-def assess(spec, directory, anchors, now, params, issuers=None):
-    """(reasons, facts, certs) for one entry, from its installed full chain and key."""
-    paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
+def assess(spec, paths, anchors, now, params, issuers=None):
+    """(reasons, facts, certs) for one entry, from its installed full chain and key (paths: _layout's)."""
     chain_data = _files.read_bytes(paths["fullchain"])
     if chain_data is None:
         return ["missing"], {}, []
@@ -62,7 +61,7 @@ def assess(spec, directory, anchors, now, params, issuers=None):
                          renew_at_time=renew_at), certs
 
 
-def converge_files(module, spec, directory, certs, key_file, diffs, check_mode=None):
+def converge_files(module, spec, paths, certs, key_file, diffs, check_mode=None):
     """Put right the files derived from a good full chain and key; the paths written or whose attributes were fixed.
 
     The certificate and the chain alone, and the combined PEM (certificate,
@@ -71,7 +70,6 @@ def converge_files(module, spec, directory, certs, key_file, diffs, check_mode=N
     request. The mode and owner of each file are put right too, above all of
     the key and of the combined PEM, which holds the key.
     """
-    paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
     cert_pem = _x509.certificate_pem(certs[0])
     chain_pem = b"".join(_x509.certificate_pem(cert) for cert in certs[1:])
     key_mode = _module.parse_mode(spec["key_mode"], 0o600)
@@ -168,7 +166,7 @@ def prepare(module, honour_force=True, check_mode=None):
         paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
         key_file = KeyFile(module, paths["key"], spec, check_mode)
         key_file.check_writable()
-        reasons, facts, certs = assess(spec, directory, anchors, now, params, issuers)
+        reasons, facts, certs = assess(spec, paths, anchors, now, params, issuers)
         involved += certs
         if "renew_at_time" in facts:
             renew_times.append(facts.pop("renew_at_time"))
@@ -192,7 +190,7 @@ def prepare(module, honour_force=True, check_mode=None):
             if key_changed and facts:
                 state["repaired"].append(key_file.path)
         if not reasons:
-            state["repaired"] += converge_files(module, spec, directory, certs, key_file, diffs, check_mode)
+            state["repaired"] += converge_files(module, spec, paths, certs, key_file, diffs, check_mode)
             changed = changed or bool(state["repaired"])
         if reasons:
             csr = _x509.build_csr(key, {"CN": spec["common_name"]},
