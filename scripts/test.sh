@@ -9,7 +9,9 @@
 #                Python; then the PKI demo playbook, twice (the second run must change nothing)
 #   demo         the README's main command as a new user runs it: the lab removed, then
 #                scripts/demo.sh twice; the first run must end with every server strict and
-#                verified, the second must change nothing on any host
+#                verified, the second must change nothing on any host; then the execution
+#                environment built and the rotate job run in it against the lab, as AWX runs
+#                it (tests/ee/run.sh --lab): it must change nothing
 #   molecule     the roles on systemd hosts in podman (Debian 12 and 13), reached over SSH
 # Usage: scripts/test.sh [STAGE ...]   (default: all, in that order)
 # With other stages, the demo runs beside them, in a second process of this script
@@ -226,6 +228,10 @@ PY
     return 1
   fi
   echo "demo run 2: changed=0 on every host"
+  # The converged lab once more, from the execution environment as an AWX schedule runs it:
+  # the image built, the rotate job run in it against the lab, changed=0 and its summary in
+  # the job's artifacts (docs/awx.md).
+  bash tests/ee/run.sh --lab
   bash scripts/lab.sh down
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the execution environment and run a job in it the way AWX / Automation Controller does.
 #
-#   tests/ee/run.sh [--no-build]
+#   tests/ee/run.sh [--no-build] [--lab]
 #
 # 1. The base image localhost/fleet-mtls-ee-base:debian12 (extensions/ee/base.Containerfile:
 #    the Debian 12 test host image, made first by tests/fleet/build-images.sh when missing,
@@ -9,14 +9,25 @@
 # 2. The build context (tests/ee/create.sh .build/ee: the collection's tarball, its
 #    requirements as ansible-builder reads them, ansible-builder create), then the image
 #    localhost/fleet-mtls-ee:latest, podman build of that context. --no-build skips 1 and 2.
-# 3. A job, as AWX's receptor runs one in an execution environment: the private data dir
-#    tests/ee/runner (env/extravars, inventory, project/ee_check.yml; copied to
-#    .build/ee/runner) goes through ansible-runner transmit, then ansible-runner worker in
-#    the image, and ansible-runner process writes the artifacts back.
-# 4. The artifacts: status successful and rc 0, and the job's summary (set_stats, the
-#    playbook_on_stats event's artifact_data): fleet.mtls found in the image, its PKI demo's
-#    four certificates matching their keys and chaining to their bundle, no refusal.
-# Exits non-zero on any failure. Each step's seconds at the end. Not in scripts/test.sh.
+# 3. A job, as AWX's receptor runs one in an execution environment: a private data dir
+#    (copied to .build/ee/runner) goes through ansible-runner transmit, then ansible-runner
+#    worker in the image, and ansible-runner process writes the artifacts back.
+#    - By default, tests/ee/runner: project/ee_check.yml runs the collection's PKI demo in
+#      the job's own container; no fleet.
+#    - --lab: tests/ee/lab, a scheduled rotation (project/rotate.yml, the collection's
+#      awx_rotate playbook) against the lab fleet, which must be up and converged
+#      (scripts/demo.sh). Its inventory is the lab's (inventories/lab), the lab's SSH key is
+#      the job's machine credential (env/ssh_key: ansible-runner loads it into the job's
+#      ssh-agent), the lab's pinned host keys come with the project, and the job's
+#      container joins the lab's network (mtls-lab).
+# 4. The artifacts (tests/ee/artifacts.py): status successful and rc 0, and the job's summary
+#    (set_stats, the playbook_on_stats event's artifact_data).
+#    - By default: fleet.mtls found in the image, its PKI demo's four certificates matching
+#      their keys and chaining to their bundle, no refusal.
+#    - --lab: every host rotate.yml rotates reached and counted, nothing renewed, and no host
+#      changed, failed or unreachable.
+# Exits non-zero on any failure. Each step's seconds at the end. scripts/test.sh runs it with
+# --lab in its demo stage, after the demo's second run.
 #
 # Environment:
 #   FLEET_EE_IMAGE       the image to build and run (default localhost/fleet-mtls-ee:latest)
@@ -34,13 +45,16 @@ image=${FLEET_EE_IMAGE:-localhost/fleet-mtls-ee:latest}
 base=localhost/fleet-mtls-ee-base:debian12
 dir=.build/ee
 build=yes
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-case "${1:-}" in
-  "") ;;
-  --no-build) build="" ;;
-  -h | --help) usage; exit 0 ;;
-  *) usage >&2; exit 2 ;;
-esac
+job=check
+usage() { sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build="" ;;
+    --lab) job=lab ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
 fail() { echo "tests/ee/run.sh: $*" >&2; exit 1; }
 timings=()
 step_began=$SECONDS
@@ -88,12 +102,26 @@ podman image exists "$image" || fail "no image $image: run without --no-build"
 pdd=$dir/runner
 rm -rf "$pdd"
 mkdir -p "$dir"
-cp -r tests/ee/runner "$pdd"
-echo "running project/ee_check.yml in $image (log: $dir/job.log)"
+run_opts=()
+if [[ $job == check ]]; then
+  cp -r tests/ee/runner "$pdd"
+  playbook=ee_check.yml
+else
+  lab_network=mtls-lab
+  podman network exists "$lab_network" || fail "no lab network $lab_network: bring the lab up and converge it (scripts/demo.sh)"
+  cp -r tests/ee/lab "$pdd"
+  mkdir -p "$pdd/inventory"
+  cp -r inventories/lab/. "$pdd/inventory/"
+  install -m 0600 .build/ssh/id_ed25519 "$pdd/env/ssh_key"
+  cp ".build/ssh/known_hosts/$lab_network" "$pdd/project/known_hosts"
+  run_opts+=(--network "$lab_network")
+  playbook=rotate.yml
+fi
+echo "running project/$playbook in $image (log: $dir/job.log)"
 set +e
-ansible-runner transmit "$pdd" -p ee_check.yml --ident ee-check |
-  podman run --rm -i "$image" ansible-runner worker --private-data-dir=/runner |
-  ansible-runner process "$pdd" --ident ee-check >"$dir/job.log" 2>&1
+ansible-runner transmit "$pdd" -p "$playbook" --ident "ee-$job" |
+  podman run --rm -i "${run_opts[@]}" "$image" ansible-runner worker --private-data-dir=/runner |
+  ansible-runner process "$pdd" --ident "ee-$job" >"$dir/job.log" 2>&1
 statuses=("${PIPESTATUS[@]}")
 set -e
 step_done job
@@ -102,42 +130,15 @@ if [[ ${statuses[*]} != "0 0 0" ]]; then
   fail "the job did not run through (transmit, worker, process exited ${statuses[*]})"
 fi
 
-python3 - "$pdd/artifacts/ee-check" "$(awk '$1 == "version:" {print $2}' galaxy.yml)" <<'PY'
-import json
-import pathlib
-import sys
-
-artifacts, version = pathlib.Path(sys.argv[1]), sys.argv[2]
-problems = []
-status = (artifacts / "status").read_text().strip() if (artifacts / "status").exists() else None
-rc = (artifacts / "rc").read_text().strip() if (artifacts / "rc").exists() else None
-if status != "successful" or rc != "0":
-    problems.append("status %r, rc %r" % (status, rc))
-events = [json.loads(path.read_text()) for path in (artifacts / "job_events").glob("*.json")]
-stats = [event["event_data"] for event in events if event.get("event") == "playbook_on_stats"]
-summary = (stats[-1].get("artifact_data") or {}).get("mtls_ee_check") if stats else None
-print("artifacts: status %s, rc %s, %d job events" % (status, rc, len(events)))
-if not summary:
-    problems.append("the job published no mtls_ee_check summary (set_stats)")
-else:
-    found = {path: names["fleet.mtls"]["version"] for path, names in summary["collections"].items()
-             if "fleet.mtls" in names}
-    print("fleet.mtls found in the image: %s; ansible-core %s; cryptography %s"
-          % (found, summary["ansible_core"], summary["cryptography"]))
-    if found != {"/usr/share/ansible/collections/ansible_collections": version}:
-        problems.append("fleet.mtls %s is not the one (and only one) in the image: %s" % (version, found))
-    certificates = summary["certificates"]
-    for host, facts in sorted(certificates.items()):
-        print("  %s: serial %s, key matches %s, chains to the bundle %s"
-              % (host, facts["serial"], facts["matches_key"], facts["chains_to_bundle"]))
-        if not (facts["matches_key"] and facts["chains_to_bundle"]):
-            problems.append("%s's certificate does not match its key or chain to its bundle" % host)
-    if len(certificates) != 4:
-        problems.append("%d certificates in the summary, not 4" % len(certificates))
-    if summary["refusals"]:
-        problems.append("identity_refusals refused: %s" % summary["refusals"])
-for problem in problems:
-    print("tests/ee/run.sh: %s" % problem, file=sys.stderr)
-sys.exit(1 if problems else 0)
-PY
+if [[ $job == check ]]; then
+  python3 tests/ee/artifacts.py check "$pdd/artifacts/ee-check" "$(awk '$1 == "version:" {print $2}' galaxy.yml)"
+else
+  # The hosts rotate.yml rotates: every lab host but the CA.
+  mapfile -t rotated < <(ANSIBLE_CONFIG="$repo/ansible.cfg" ansible -i inventories/lab/hosts.yml 'all:!ca' \
+    --list-hosts | tail -n +2 | tr -d ' ')
+  if ! python3 tests/ee/artifacts.py lab "$pdd/artifacts/ee-lab" "${rotated[@]}"; then
+    tail -n 40 "$dir/job.log"
+    exit 1
+  fi
+fi
 echo "the job ran in $image as AWX runs one: successful"
