@@ -32,8 +32,10 @@ def check_pair(cert, chain, key_data, passphrase, key_source, now):
     return True
 
 
-def install_certificate(module, params, now, diffs, label="certificate"):
+def install_certificate(files, params, now, diffs, label="certificate"):
     """Install one signed certificate next to its key; what changed.
+
+    files: the run's _module.Files (check mode, how files are written).
 
     params: certificate, chain, privatekey_path, privatekey_passphrase,
     pending_privatekey_path, cert_path, chain_path, fullchain_path,
@@ -71,8 +73,7 @@ def install_certificate(module, params, now, diffs, label="certificate"):
         planned.append((params["combined_path"], cert_pem + chain_pem + key_data, key_mode, True))
     if promote:
         planned.insert(0, (params["privatekey_path"], key_data, key_mode, True))
-    targets = [(_module.ManagedFile(module, path, file_mode, secret=secret, owner=params["owner"],
-                                    group=params["group"]), content)
+    targets = [(files.managed(path, file_mode, secret=secret, owner=params["owner"], group=params["group"]), content)
                for path, content, file_mode, secret in planned]
     for target, _content in targets:
         target.check_writable()
@@ -81,7 +82,7 @@ def install_certificate(module, params, now, diffs, label="certificate"):
     for target, content in targets:
         if target.ensure_attributes(target.replace(content, diffs)):
             changed_files.append(target.path)
-    if promote and not module.check_mode:
+    if promote and not files.check_mode:
         _files.remove(params["pending_privatekey_path"])
     return dict(changed=bool(changed_files) or promote, changed_files=changed_files, key_promoted=promote,
                 serial=c.serial_hex(cert.serial_number), not_after=c.isoformat(c.not_valid_after(cert)))

@@ -49,9 +49,9 @@ class ManagedFile(object):
     """One file a module owns: compare, write atomically, report diff.
 
     In check mode nothing is written but changed and diff tell what would be.
-    check_mode is the module's unless given: a caller that only wants the
-    read-only form of a decision (certificate_request's second look after an
-    install) passes True, and the module's own check_mode stays as it is.
+    check_mode is the module's unless given: Files.read_only() passes True
+    for a decision that must write nothing, and the module's own check_mode
+    stays as it is.
     A secret file never shows its content in a diff, and is never reached
     through a symbolic link: its mode and owner are what keep the key, and a
     link would have them checked on one file and the key read from another.
@@ -128,6 +128,30 @@ class ManagedFile(object):
         file_args = self.module.load_file_common_arguments(
             dict(mode="0%o" % self.mode, owner=self.owner, group=self.group), path=self.path)
         return self.module.set_fs_attributes_if_different(file_args, changed)
+
+
+class Files(object):
+    """What the core's installers (_install, _request) need of a module run, without the module itself.
+
+    Whether the run writes (check mode: the module's, unless given), and the
+    files it manages (ManagedFile: atomic writes, diffs when the run asks for
+    them, owner, group and mode set as Ansible sets them). A module makes one
+    and hands it over with its parameters; read_only() is the same run's
+    files looked at only, for a decision that must write nothing whatever the
+    run's check mode (certificate_request's second look after an install).
+    """
+
+    def __init__(self, module, check_mode=None):
+        self._module = module
+        self.check_mode = module.check_mode if check_mode is None else bool(check_mode)
+
+    def read_only(self):
+        return Files(self._module, check_mode=True)
+
+    def managed(self, path, mode, secret=False, owner=None, group=None):
+        """The file at path, managed with this run's check mode."""
+        return ManagedFile(self._module, path, mode, secret=secret, owner=owner, group=group,
+                           check_mode=self.check_mode)
 
 
 def attributes_differ(path, mode, owner=None, group=None):

@@ -22,15 +22,13 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
-class KeyFile(_module.ManagedFile):
+def key_file(files, path, spec):
     """A key file of one certificate entry, with that entry's owner and mode."""
-
-    def __init__(self, module, path, spec, check_mode=None):
-        super().__init__(module, path, _module.parse_mode(spec["key_mode"], 0o600), secret=True,
-                         owner=spec["owner"], group=spec["group"], check_mode=check_mode)
+    return files.managed(path, _module.parse_mode(spec["key_mode"], 0o600), secret=True, owner=spec["owner"],
+                         group=spec["group"])
 
 
-def ensure_key(module, key_file, spec, diffs, reuse=True):
+def ensure_key(key_file, spec, diffs, reuse=True):
     """The key at key_file: the existing one when it fits, else a new one."""
     key, new = c.kept_or_new_key(key_file.current if reuse else None, spec["key_type"],
                                  spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]],
@@ -61,7 +59,7 @@ def assess(spec, paths, anchors, now, params, issuers=None):
                          renew_at_time=renew_at), certs
 
 
-def converge_files(module, spec, paths, certs, key_file, diffs, check_mode=None):
+def converge_files(files, spec, paths, certs, key_file, diffs):
     """Put right the files derived from a good full chain and key; the paths written or whose attributes were fixed.
 
     The certificate and the chain alone, and the combined PEM (certificate,
@@ -87,8 +85,7 @@ def converge_files(module, spec, paths, certs, key_file, diffs, check_mode=None)
         kept_group = group_read and not key_mode & 0o040
         wanted.append((combined_path, cert_pem + chain_pem + key_file.current, key_mode | group_read, True,
                        None if kept_group else spec["group"]))
-    targets = [(_module.ManagedFile(module, path, mode, secret=secret, owner=spec["owner"], group=group,
-                                    check_mode=check_mode), content)
+    targets = [(files.managed(path, mode, secret=secret, owner=spec["owner"], group=group), content)
                for path, content, mode, secret, group in wanted]
     for target, _content in targets:
         target.check_writable()
@@ -123,13 +120,13 @@ def check_certificate_names(specs):
         raise PkiError("certificate names must be unique, got: %s" % ", ".join(names))
 
 
-def prepare(module, honour_force=True, check_mode=None):
+def prepare(params, files, honour_force=True):
     """(result, now, horizon): what the host needs, when that was decided, until when a "nothing to do" holds.
 
-    In check mode (the module's, unless check_mode says) this writes nothing: the read-only form of the decision.
+    params: certificate_request's. In check mode (files.check_mode: the run's, or files.read_only()) this writes
+    nothing: the read-only form of the decision.
     """
-    check_mode = module.check_mode if check_mode is None else check_mode
-    params = module.params
+    check_mode = files.check_mode
     check_certificate_names(params["certificates"])
     now = c.utcnow()
     directory = params["directory"].rstrip("/")
@@ -154,18 +151,18 @@ def prepare(module, honour_force=True, check_mode=None):
         content, _kept, _dropped = _bundle.build_bundle(
             [("trust_certificates[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_certificates"])],
             now)
-        bundle = _module.ManagedFile(module, params["ca_bundle_path"], 0o644, check_mode=check_mode)
+        bundle = files.managed(params["ca_bundle_path"], 0o644)
         bundle.check_writable()
         bundle_changed = bundle.ensure_attributes(bundle.replace(content, diffs))
 
-    crl_changed, crl_times = install_crls(module, anchors, now, diffs, check_mode)
+    crl_changed, crl_times = install_crls(params, files, anchors, now, diffs)
 
     states, requests = [], []
     involved, renew_times = list(anchors) + issuers, list(crl_times)
     for spec in params["certificates"]:
         paths = _layout.certificate_files(directory, spec["name"], spec["combined"])
-        key_file = KeyFile(module, paths["key"], spec, check_mode)
-        key_file.check_writable()
+        current_key = key_file(files, paths["key"], spec)
+        current_key.check_writable()
         reasons, facts, certs = assess(spec, paths, anchors, now, params, issuers)
         involved += certs
         if "renew_at_time" in facts:
@@ -177,20 +174,19 @@ def prepare(module, honour_force=True, check_mode=None):
                      serial=facts.get("serial"), not_after=facts.get("not_after"), renew_at=facts.get("renew_at"),
                      repaired=[], files=paths)
         states.append(state)
-        if not key_file.exists or reasons:
+        if not current_key.exists or reasons:
             changed = True
-        if check_mode and (reasons or not key_file.exists):
+        if check_mode and (reasons or not current_key.exists):
             continue  # nothing to sign with yet: the decision is the report
         if renewal:
-            pending = KeyFile(module, paths["pending_key"], spec, check_mode)
-            key, _changed = ensure_key(module, pending, spec, diffs)
+            key, _changed = ensure_key(key_file(files, paths["pending_key"], spec), spec, diffs)
         else:
-            key, key_changed = ensure_key(module, key_file, spec, diffs, reuse=True)
+            key, key_changed = ensure_key(current_key, spec, diffs, reuse=True)
             changed = changed or key_changed
             if key_changed and facts:
-                state["repaired"].append(key_file.path)
+                state["repaired"].append(current_key.path)
         if not reasons:
-            state["repaired"] += converge_files(module, spec, paths, certs, key_file, diffs, check_mode)
+            state["repaired"] += converge_files(files, spec, paths, certs, current_key, diffs)
             changed = changed or bool(state["repaired"])
         if reasons:
             csr = _x509.build_csr(key, {"CN": spec["common_name"]},
@@ -205,13 +201,12 @@ def prepare(module, honour_force=True, check_mode=None):
     return result, now, _policy.decision_horizon(now, involved, renew_times)
 
 
-def install_crls(module, anchors, now, diffs, check_mode=None):
+def install_crls(params, files, anchors, now, diffs):
     """(changed, [next updates]): the CRL file of option crl_path, from trust_crls, each CRL verified first.
 
     The CRLs' next updates bound how long a decision that found nothing to
     do holds, so that the memo never answers with a CRL that has lapsed.
     """
-    params = module.params
     if not params["crl_path"]:
         if params["trust_crls"] or params["crl_issuer_certificates"]:
             raise PkiError("trust_crls and crl_issuer_certificates need crl_path, the file to write them to")
@@ -223,7 +218,7 @@ def install_crls(module, anchors, now, diffs, check_mode=None):
     content, facts = _crl.trusted_crl_file(
         [("trust_crls[%d]" % i, c.to_bytes(pem)) for i, pem in enumerate(params["trust_crls"])],
         anchors, issuers, now)
-    crl_file = _module.ManagedFile(module, params["crl_path"], 0o644, check_mode=check_mode)
+    crl_file = files.managed(params["crl_path"], 0o644)
     crl_file.check_writable()
     changed = crl_file.ensure_attributes(crl_file.replace(content, diffs))
     return changed, [c.parse_isoformat(f["next_update"]) for f in facts]
@@ -236,16 +231,15 @@ def remember_if_settled(memo, result, now, horizon):
                       lambda path, content: _files.atomic_write(path, content, 0o600))
 
 
-def decide(module, memo):
+def decide(params, files, memo):
     """The module's result; a decision that finds nothing to do is remembered in memo."""
-    result, now, horizon = prepare(module)
-    remember_if_settled(None if module.check_mode else memo, result, now, horizon)
+    result, now, horizon = prepare(params, files)
+    remember_if_settled(None if files.check_mode else memo, result, now, horizon)
     return result
 
 
-def install_signed(module, now, diffs):
+def install_signed(params, files, now, diffs):
     """Install the certificates of option signed, each next to its key; one entry per certificate."""
-    params = module.params
     check_certificate_names(params["certificates"])
     directory = params["directory"].rstrip("/")
     specs = dict((spec["name"], spec) for spec in params["certificates"])
@@ -259,23 +253,23 @@ def install_signed(module, now, diffs):
             raise PkiError("signed[%d] (%s) has no certificate" % (index, item["name"]))
         spec = specs[name]
         paths = _layout.certificate_files(directory, name, spec["combined"])
-        files = dict(certificate=item["certificate"], chain=item.get("chain") or "", privatekey_path=paths["key"],
-                     privatekey_passphrase=None, pending_privatekey_path=paths["pending_key"],
-                     cert_path=paths["cert"], chain_path=paths["chain"], fullchain_path=paths["fullchain"],
-                     combined_path=paths["combined"], mode=None,
-                     key_mode=spec["key_mode"], owner=spec["owner"], group=spec["group"])
-        outcome = _install.install_certificate(module, files, now, diffs, label="certificate %s" % item["name"])
+        options = dict(certificate=item["certificate"], chain=item.get("chain") or "", privatekey_path=paths["key"],
+                       privatekey_passphrase=None, pending_privatekey_path=paths["pending_key"],
+                       cert_path=paths["cert"], chain_path=paths["chain"], fullchain_path=paths["fullchain"],
+                       combined_path=paths["combined"], mode=None,
+                       key_mode=spec["key_mode"], owner=spec["owner"], group=spec["group"])
+        outcome = _install.install_certificate(files, options, now, diffs, label="certificate %s" % item["name"])
         installed.append(dict(outcome, name=name))
     return installed
 
 
-def install_and_settle(module, memo_for):
+def install_and_settle(params, files, memo_for):
     """Install what was signed, then decide again on what is on disk and remember that nothing is left to do."""
     diffs = []
-    installed = install_signed(module, c.utcnow(), diffs)
+    installed = install_signed(params, files, c.utcnow(), diffs)
     # Keyed on the files as installed, before the decision reads them again.
-    memo = None if module.check_mode else memo_for(module.params)
+    memo = None if files.check_mode else memo_for(params)
     # The request run made the keys and the bundle; this decision only looks.
-    settled, now, horizon = prepare(module, honour_force=False, check_mode=True)
+    settled, now, horizon = prepare(params, files.read_only(), honour_force=False)
     remember_if_settled(memo, settled, now, horizon)
     return dict(settled, changed=any(entry["changed"] for entry in installed), installed=installed, diff=diffs)

@@ -113,7 +113,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _params
 
 def install(module):
     diffs = []
-    result = _install.install_certificate(module, module.params, c.utcnow(), diffs)
+    result = _install.install_certificate(_module.Files(module), module.params, c.utcnow(), diffs)
     return dict(result, diff=diffs)
 
 

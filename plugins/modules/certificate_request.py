@@ -389,9 +389,9 @@ def main():
     # Only now the PKI core and cryptography: a re-run that finds its memo never loads them.
     from ansible_collections.fleet.mtls.plugins.module_utils import _module, _request
     if installing:
-        _module.run(module, lambda module: _request.install_and_settle(module, memo_for))
+        _module.run(module, lambda module: _request.install_and_settle(module.params, _module.Files(module), memo_for))
     else:
-        _module.run(module, lambda module: _request.decide(module, memo))
+        _module.run(module, lambda module: _request.decide(module.params, _module.Files(module), memo))
 
 
 if __name__ == "__main__":

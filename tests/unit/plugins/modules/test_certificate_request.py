@@ -32,9 +32,9 @@ def decisions(monkeypatch):
     calls = []
     decide = _request.decide
 
-    def counting(module, memo):
-        calls.append(module.check_mode)
-        return decide(module, memo)
+    def counting(params, files, memo):
+        calls.append(files.check_mode)
+        return decide(params, files, memo)
 
     monkeypatch.setattr(_request, "decide", counting)
     return calls
