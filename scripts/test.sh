@@ -160,6 +160,9 @@ stage_lint() {
   python tests/lint/check_role_prefixes.py
   # Each role README's variable tables are generated from its argument_specs: one out of date fails.
   python tests/lint/role_readmes.py
+  # The docs site, guides included, with antsibull-docs: any lint error or Sphinx warning fails
+  # (intersphinx lookups off: they need the internet).
+  bash tests/docs/build.sh
 }
 
 stage_integration() {
