@@ -4,7 +4,8 @@
 #                and of the Python service's helper under real gunicorn 20.1 and 23
 #   sanity       ansible-test sanity (no ignores), on a copy laid out as ansible_collections/fleet/mtls;
 #                then the execution environment's build context (tests/ee/create.sh)
-#   lint         ansible-lint --profile production on roles and playbooks, with only ansible-core
+#   lint         ansible-lint --profile production on roles and playbooks, with only ansible-core;
+#                then the docs site, and galaxy-importer on the built tarball (tests/importer/run.sh)
 #   integration  the modules through ansible-playbook on this host, with the venv's and Debian's
 #                Python; then the PKI demo playbook, twice (the second run must change nothing)
 #   demo         the README's main command as a new user runs it: the lab removed, then
@@ -163,6 +164,8 @@ stage_lint() {
   # The docs site, guides included, with antsibull-docs: any lint error or Sphinx warning fails
   # (intersphinx lookups off: they need the internet).
   bash tests/docs/build.sh
+  # What Galaxy checks on an upload, on the built tarball: galaxy-importer, any warning fails.
+  bash tests/importer/run.sh
 }
 
 stage_integration() {

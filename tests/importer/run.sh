@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# galaxy-importer, what Galaxy runs on an uploaded collection, on the tarball built from this
+# checkout: the metadata, every plugin's documentation (ansible-doc), the README and docs/,
+# the changelog, meta/execution-environment.yml's files, and ansible-lint with the
+# collection's own .ansible-lint. Settings: tests/importer/galaxy-importer.cfg.
+#
+#   tests/importer/run.sh       (work directory: .build/importer, emptied first)
+#
+# It fails when galaxy-importer fails or logs any WARNING or ERROR line (Galaxy shows them in
+# the import log); it prints those lines. galaxy-importer runs from its own virtualenv,
+# .build/importer-venv, made again whenever tests/importer/requirements.txt changes: its
+# ansible-lint, ansible-compat and ansible-core pins are not the test virtualenv's.
+# scripts/test.sh runs it at the end of the lint stage.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+export PATH="$repo/.venv/bin:$PATH"
+venv="$repo/.build/importer-venv"
+requirements="$repo/tests/importer/requirements.txt"
+dir="$repo/.build/importer"
+
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
+  echo "tests/importer/run.sh: creating $venv (pinned: tests/importer/requirements.txt)"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$venv/.requirements.sha256"
+fi
+
+rm -rf "$dir"
+mkdir -p "$dir"
+ansible-galaxy collection build --output-path "$dir" >/dev/null
+tarballs=("$dir"/fleet-mtls-*.tar.gz)
+if ((${#tarballs[@]} != 1)) || [[ ! -f ${tarballs[0]} ]]; then
+  echo "tests/importer/run.sh: expected one collection tarball in $dir" >&2
+  exit 1
+fi
+
+# Only the config file decides: galaxy-importer lets GALAXY_IMPORTER_<OPTION> variables override it.
+while read -r name; do unset "$name"; done < <(compgen -e | grep '^GALAXY_IMPORTER_' || true)
+log="$dir/importer.log"
+status=0
+# From $dir: galaxy-importer writes its result (importer_result.json) to the current directory.
+# Its virtualenv first on PATH: it runs that ansible-doc and ansible-lint.
+(cd "$dir" && GALAXY_IMPORTER_CONFIG="$repo/tests/importer/galaxy-importer.cfg" PATH="$venv/bin:$PATH" \
+  "$venv/bin/python" -m galaxy_importer.main "${tarballs[0]}") >"$log" 2>&1 || status=$?
+
+version=$(sed -n 's/^Importing with galaxy-importer //p' "$log")
+found=$(grep -E '^[[:space:]]*\[?(WARNING|ERROR|CRITICAL)\]?:' "$log" || true)
+if [[ -n $found ]]; then
+  echo "tests/importer/run.sh: galaxy-importer ${version:-?} reported (log: $log):" >&2
+  echo "$found" >&2
+fi
+if ((status)); then
+  echo "tests/importer/run.sh: galaxy-importer ${version:-?} failed (exit $status); the end of $log:" >&2
+  tail -n 30 "$log" >&2
+  exit "$status"
+fi
+[[ -z $found ]] || exit 1
+echo "galaxy-importer $version: $(basename "${tarballs[0]}") imported, no warning or error (log: $log)"
