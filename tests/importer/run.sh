@@ -42,9 +42,13 @@ while read -r name; do unset "$name"; done < <(compgen -e | grep '^GALAXY_IMPORT
 log="$dir/importer.log"
 status=0
 # From $dir: galaxy-importer writes its result (importer_result.json) to the current directory.
-# Its virtualenv first on PATH: it runs that ansible-doc and ansible-lint.
+# Its virtualenv first on PATH: it runs that ansible-doc and ansible-lint. ANSIBLE_HOME of its
+# own: ansible-lint, offline, writes the stubs of .ansible-lint's mock_modules under it and
+# deletes them when it ends; under the shared ~/.ansible, another ansible-lint run on this
+# machine could delete them mid-run (the awx role's modules then unresolved), or this one theirs.
 (cd "$dir" && GALAXY_IMPORTER_CONFIG="$repo/tests/importer/galaxy-importer.cfg" PATH="$venv/bin:$PATH" \
-  "$venv/bin/python" -m galaxy_importer.main "${tarballs[0]}") >"$log" 2>&1 || status=$?
+  ANSIBLE_HOME="$dir/ansible-home" "$venv/bin/python" -m galaxy_importer.main "${tarballs[0]}") >"$log" 2>&1 \
+  || status=$?
 
 version=$(sed -n 's/^Importing with galaxy-importer //p' "$log")
 found=$(grep -E '^[[:space:]]*\[?(WARNING|ERROR|CRITICAL)\]?:' "$log" || true)
