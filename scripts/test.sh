@@ -105,15 +105,8 @@ stage_unit() {
 }
 
 stage_sanity() {
-  local sanity_venv="$repo/.build/sanity-venv" requirements="$repo/tests/sanity/sanity-requirements.txt"
-  local want
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
-  if [[ "$(cat "$sanity_venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
-    rm -rf "$sanity_venv"
-    /usr/bin/python3 -m venv "$sanity_venv"
-    "$sanity_venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-    echo "$want" >"$sanity_venv/.requirements.sha256"
-  fi
+  local sanity_venv
+  sanity_venv=$(bash scripts/pinned-venv.sh sanity tests/sanity/sanity-requirements.txt)
   # ansible-test bootstraps pip in each test's virtualenv with a script from a
   # host outside the package index; this stand-in does it with ensurepip.
   local pip_version

@@ -14,21 +14,13 @@
 # Intersphinx lookups are off: they fetch the inventories of the Python, Jinja and Ansible
 # docs over the internet, which this build does not reach. References into those docs show
 # as text (tests/docs/site_refs.py); every other Sphinx warning fails the build.
-# Its own virtualenv, .build/docs-venv (tests/docs/requirements.txt), made again only when
-# the requirements change. scripts/test.sh runs it in the lint stage.
+# Its own virtualenv (tests/docs/requirements.txt), made by scripts/pinned-venv.sh. scripts/test.sh runs it in the lint stage.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 fail() { echo "tests/docs/build.sh: $*" >&2; exit 1; }
 
-venv="$repo/.build/docs-venv" requirements="$repo/tests/docs/requirements.txt"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$venv/.requirements.sha256"
-fi
+venv=$(bash scripts/pinned-venv.sh docs tests/docs/requirements.txt)
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$repo/.build/collections"
 [[ "$(readlink "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/fleet/mtls")" == "$repo" ]] \

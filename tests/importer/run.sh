@@ -8,25 +8,15 @@
 #
 # It fails when galaxy-importer fails or logs any WARNING or ERROR line (Galaxy shows them in
 # the import log); it prints those lines. galaxy-importer runs from its own virtualenv,
-# .build/importer-venv, made again whenever tests/importer/requirements.txt changes: its
+# made by scripts/pinned-venv.sh from tests/importer/requirements.txt: its
 # ansible-lint, ansible-compat and ansible-core pins are not the test virtualenv's.
 # scripts/test.sh runs it at the end of the lint stage.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 export PATH="$repo/.venv/bin:$PATH"
-venv="$repo/.build/importer-venv"
-requirements="$repo/tests/importer/requirements.txt"
 dir="$repo/.build/importer"
-
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
-  echo "tests/importer/run.sh: creating $venv (pinned: tests/importer/requirements.txt)"
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$venv/.requirements.sha256"
-fi
+venv=$(bash scripts/pinned-venv.sh importer tests/importer/requirements.txt)
 
 rm -rf "$dir"
 mkdir -p "$dir"
