@@ -17,6 +17,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _install
 from ansible_collections.fleet.mtls.plugins.module_utils import _layout
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -33,7 +34,7 @@ class KeyFile(_module.ManagedFile):
 def ensure_key(module, key_file, spec, diffs, reuse=True):
     """The key at key_file: the existing one when it fits, else a new one."""
     key, new = c.kept_or_new_key(key_file.current if reuse else None, spec["key_type"],
-                                 spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]],
+                                 _params.new_key_size(spec["key_type"], spec["key_size"]),
                                  source="private key %s" % key_file.path)
     if not new:
         return key, key_file.ensure_attributes(False)
@@ -100,13 +101,14 @@ def converge_files(module, spec, paths, certs, key_file, diffs, check_mode=None)
     return repaired
 
 
-def check_certificate_names(specs):
+def check_certificate_entries(specs):
     """Refuse names that are not one file-name word, or that repeat: each names the files <directory>/<name>.*.
 
     Checked before anything is written, in every run (request and install),
     so that no name can reach outside directory ("../outside/pwn") or put
     two certificates in the same files. A lifetime asked for is a number of
-    days the CA can sign (the CA's policy may still shorten it).
+    days the CA can sign (the CA's policy may still shorten it); a key size
+    is one its type takes (the key_spec group's check).
     """
     names = []
     for index, spec in enumerate(specs):
@@ -115,6 +117,7 @@ def check_certificate_names(specs):
             raise PkiError("certificates[%d].name %r is not a certificate name: one word of letters, digits, '.', "
                            "'_' and '-', at most 64 characters, no '/' (it names the files <directory>/<name>.*)"
                            % (index, name))
+        _params.new_key_size(spec["key_type"], spec["key_size"], where="certificates[%d]" % index)
         if spec.get("validity_days") is not None:
             _policy.check_whole_number(spec["validity_days"], "certificates[%d].validity_days" % index, 1,
                                        _policy.MAX_VALIDITY_DAYS, "days")
@@ -130,7 +133,7 @@ def prepare(module, honour_force=True, check_mode=None):
     """
     check_mode = module.check_mode if check_mode is None else check_mode
     params = module.params
-    check_certificate_names(params["certificates"])
+    check_certificate_entries(params["certificates"])
     now = c.utcnow()
     directory = params["directory"].rstrip("/")
     diffs = []
@@ -246,7 +249,7 @@ def decide(module, memo):
 def install_signed(module, now, diffs):
     """Install the certificates of option signed, each next to its key; one entry per certificate."""
     params = module.params
-    check_certificate_names(params["certificates"])
+    check_certificate_entries(params["certificates"])
     directory = params["directory"].rstrip("/")
     specs = dict((spec["name"], spec) for spec in params["certificates"])
     installed = []

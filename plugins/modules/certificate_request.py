@@ -83,12 +83,15 @@ options:
         description: SPIFFE ID.
         type: str
       key_type:
-        description: Key algorithm.
+        description:
+          - Key algorithm; the sizes each takes are those of O(fleet.mtls.private_key#module:key_type).
         type: str
         choices: [ec, rsa, ed25519]
         default: ec
       key_size:
-        description: Key size.
+        description:
+          - Key size in bits, one that O(certificates[].key_type) takes; unset, that type's default (as for
+            O(fleet.mtls.private_key#module:key_size)). Any other is refused before anything is written.
         type: int
       owner:
         description: Owner of the key.
@@ -351,14 +354,15 @@ def main():
         argument_spec=_params.argument_spec(
             ["renewal"],
             directory=dict(type="path", required=True),
-            certificates=dict(type="list", elements="dict", required=True, options=dict(
+            # An entry's key_type and key_size are the key_spec group's (documented above: a doc fragment
+            # cannot add suboptions), checked by _request.check_certificate_entries().
+            certificates=dict(type="list", elements="dict", required=True, options=_params.suboptions(
+                ["key_spec"],
                 name=dict(type="str", required=True),
                 profile=dict(type="str", choices=list(_params.PROFILES), default="server_client"),
                 common_name=dict(type="str", required=True),
                 subject_alt_names=dict(type="list", elements="str", required=True),
                 spiffe_id=dict(type="str"),
-                key_type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
-                key_size=dict(type="int"),
                 owner=dict(type="str"),
                 group=dict(type="str"),
                 key_mode=dict(type="raw", default="0600", no_log=False),
