@@ -78,8 +78,9 @@ def converge_files(module, spec, paths, certs, key_file, diffs, check_mode=None)
               (paths["chain"], chain_pem, 0o644, False, spec["group"]),
               (paths["fullchain"], None, 0o644, False, spec["group"])]
     if spec["combined"]:
-        # The one grant kept is group read, with its group: the documented group mode a service role gives its
-        # service's group (python_service's key_group_access). Anything more than key_mode and that is taken away.
+        # The one grant kept beyond key_mode is group read, with its group, given outside the entry (a service's
+        # group gets its key through the entry's group and key_mode, as the certificate role gives python_service's).
+        # Anything more is taken away.
         combined_path = paths["combined"]
         try:
             group_read = os.lstat(combined_path).st_mode & 0o040

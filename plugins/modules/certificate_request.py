@@ -27,8 +27,9 @@ description:
     V(<name>.chain.pem), V(<name>.combined.pem)) that is missing or says something else is written again from them,
     without a new request, and the mode and owner of every file are put right - above all of the key and the
     combined PEM, which hold the private key (C(repaired) lists them). The combined PEM keeps group read when it
-    has it (the group mode P(fleet.mtls.python_service#role) grants), never more. A full chain that cannot be read is issued
-    again, like a missing one.
+    has it, never more; a service's group reads its key through O(certificates[].group) and
+    O(certificates[].key_mode), which P(fleet.mtls.certificate#role) sets from what P(fleet.mtls.python_service#role)
+    asks. A full chain that cannot be read is issued again, like a missing one.
   - A key or combined PEM that is a symbolic link is refused, nothing written; these files must be regular files
     in O(directory), whose mode and owner this module keeps.
   - A private key in an option other than the key's own is refused before anything else, and masked in the
