@@ -28,6 +28,10 @@ else:
     CRYPTOGRAPHY_VERSION = cryptography.__version__
 
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
+# The keys the collection makes are decided in _params (the key_spec option group); here for the core that reads
+# them from _crypto.
+from ansible_collections.fleet.mtls.plugins.module_utils._params import (  # noqa: F401 pylint: disable=unused-import
+    DEFAULT_KEY_SIZE, KEY_SIZES, new_key_size)
 # The time helpers live in _time (standard library only); here for the modules that read them from _crypto.
 from ansible_collections.fleet.mtls.plugins.module_utils._time import (  # noqa: F401 pylint: disable=unused-import
     UTC, as_utc, isoformat, parse_isoformat, utcnow)
@@ -35,14 +39,6 @@ from ansible_collections.fleet.mtls.plugins.module_utils._time import (  # noqa:
 # The oldest release the core is written and tested against (Debian 12).
 MINIMUM_CRYPTOGRAPHY_VERSION = "38.0"
 
-# Key types the collection makes, with the sizes each accepts (bits; for EC
-# the curve's size) and the default size.
-KEY_SIZES = {
-    "ec": (256, 384),
-    "rsa": (2048, 3072, 4096),
-    "ed25519": (None,),
-}
-DEFAULT_KEY_SIZE = {"ec": 256, "rsa": 3072, "ed25519": None}
 _EC_CURVES = {256: "SECP256R1", 384: "SECP384R1"}
 
 _PEM_BLOCK = re.compile(
@@ -106,13 +102,8 @@ def serial_hex(serial):
 
 
 def generate_private_key(key_type, size=None):
-    if key_type not in KEY_SIZES:
-        raise PkiError("unknown key type %r; use one of: %s" % (key_type, ", ".join(sorted(KEY_SIZES))))
-    if size is None:
-        size = DEFAULT_KEY_SIZE[key_type]
-    if size not in KEY_SIZES[key_type]:
-        allowed = ", ".join(str(s) for s in KEY_SIZES[key_type] if s is not None) or "no size"
-        raise PkiError("a %s key takes size %s, not %s" % (key_type, allowed, size))
+    """A new key_type key of size, unset the type's default (_params.new_key_size() refuses any other)."""
+    size = new_key_size(key_type, size)
     if key_type == "ec":
         return ec.generate_private_key(getattr(ec, _EC_CURVES[size])())
     if key_type == "rsa":

@@ -123,6 +123,10 @@ class ManagedFile(object):
         self._refuse_link()
         if self.check_mode and not self.exists:
             return changed
+        if self.module.check_mode and missing_accounts(self.owner, self.group):
+            # An account an earlier task makes (the certificate role makes a key's group), which check mode did
+            # not run: the real run sets it.
+            return True
         if self.check_mode and not self.module.check_mode:
             return attributes_differ(self.path, self.mode, self.owner, self.group) or changed
         file_args = self.module.load_file_common_arguments(
@@ -165,6 +169,18 @@ def attributes_differ(path, mode, owner=None, group=None):
         if wanted is not None and _numeric_id(what, wanted, lookup) != actual:
             return True
     return False
+
+
+def missing_accounts(owner=None, group=None):
+    """The owner and group given by name (None: any) that this host does not have."""
+    missing = []
+    for value, lookup in ((owner, pwd.getpwnam), (group, grp.getgrnam)):
+        if value is not None and not str(value).isdigit():
+            try:
+                lookup(str(value))
+            except KeyError:
+                missing.append(value)
+    return missing
 
 
 def _numeric_id(what, value, lookup):

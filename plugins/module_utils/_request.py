@@ -17,6 +17,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _files
 from ansible_collections.fleet.mtls.plugins.module_utils import _install
 from ansible_collections.fleet.mtls.plugins.module_utils import _layout
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
+from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _policy
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
@@ -31,7 +32,7 @@ def key_file(files, path, spec):
 def ensure_key(key_file, spec, diffs, reuse=True):
     """The key at key_file: the existing one when it fits, else a new one."""
     key, new = c.kept_or_new_key(key_file.current if reuse else None, spec["key_type"],
-                                 spec["key_size"] or c.DEFAULT_KEY_SIZE[spec["key_type"]],
+                                 _params.new_key_size(spec["key_type"], spec["key_size"]),
                                  source="private key %s" % key_file.path)
     if not new:
         return key, key_file.ensure_attributes(False)
@@ -75,8 +76,9 @@ def converge_files(files, spec, paths, certs, key_file, diffs):
               (paths["chain"], chain_pem, 0o644, False, spec["group"]),
               (paths["fullchain"], None, 0o644, False, spec["group"])]
     if spec["combined"]:
-        # The one grant kept is group read, with its group: the documented group mode a service role gives its
-        # service's group (python_service's key_group_access). Anything more than key_mode and that is taken away.
+        # The one grant kept beyond key_mode is group read, with its group, given outside the entry (a service's
+        # group gets its key through the entry's group and key_mode, as the certificate role gives python_service's).
+        # Anything more is taken away.
         combined_path = paths["combined"]
         try:
             group_read = os.lstat(combined_path).st_mode & 0o040
@@ -97,13 +99,14 @@ def converge_files(files, spec, paths, certs, key_file, diffs):
     return repaired
 
 
-def check_certificate_names(specs):
+def check_certificate_entries(specs):
     """Refuse names that are not one file-name word, or that repeat: each names the files <directory>/<name>.*.
 
     Checked before anything is written, in every run (request and install),
     so that no name can reach outside directory ("../outside/pwn") or put
     two certificates in the same files. A lifetime asked for is a number of
-    days the CA can sign (the CA's policy may still shorten it).
+    days the CA can sign (the CA's policy may still shorten it); a key size
+    is one its type takes (the key_spec group's check).
     """
     names = []
     for index, spec in enumerate(specs):
@@ -112,6 +115,7 @@ def check_certificate_names(specs):
             raise PkiError("certificates[%d].name %r is not a certificate name: one word of letters, digits, '.', "
                            "'_' and '-', at most 64 characters, no '/' (it names the files <directory>/<name>.*)"
                            % (index, name))
+        _params.new_key_size(spec["key_type"], spec["key_size"], where="certificates[%d]" % index)
         if spec.get("validity_days") is not None:
             _policy.check_whole_number(spec["validity_days"], "certificates[%d].validity_days" % index, 1,
                                        _policy.MAX_VALIDITY_DAYS, "days")
@@ -127,7 +131,7 @@ def prepare(params, files, honour_force=True):
     nothing: the read-only form of the decision.
     """
     check_mode = files.check_mode
-    check_certificate_names(params["certificates"])
+    check_certificate_entries(params["certificates"])
     now = c.utcnow()
     directory = params["directory"].rstrip("/")
     diffs = []
@@ -240,7 +244,7 @@ def decide(params, files, memo):
 
 def install_signed(params, files, now, diffs):
     """Install the certificates of option signed, each next to its key; one entry per certificate."""
-    check_certificate_names(params["certificates"])
+    check_certificate_entries(params["certificates"])
     directory = params["directory"].rstrip("/")
     specs = dict((spec["name"], spec) for spec in params["certificates"])
     installed = []

@@ -34,6 +34,7 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
+  - fleet.mtls.key_spec
   - fleet.mtls.file_attributes
   - fleet.mtls.attributes.WRITES
   - fleet.mtls.attributes.CRYPTOGRAPHY
@@ -45,22 +46,18 @@ options:
   key_passphrase:
     description: Passphrase that encrypts the CA key. The value is never logged.
     type: str
-  key_type:
-    description: Algorithm of a new CA key.
-    type: str
-    choices: [ec, rsa, ed25519]
-    default: ec
+  # key_type is the key_spec fragment's; key_size too, with a CA's own default sizes.
   key_size:
     description:
-      - Size of the CA key (for V(ec) the curve size; for V(rsa) the bits). A new key gets this size, by default
-        V(256) (P-256) for V(ec) and V(4096) for V(rsa).
+      - Size of the CA key in bits (for V(ec) the curve's), one that O(key_type) takes; any other is refused before
+        anything is read or written. A new key gets this size, by default V(256) (P-256) for V(ec) and V(4096) for
+        V(rsa). Leave it unset for V(ed25519).
       - Unset, an existing key of O(key_type) is kept whatever its size (a CA made with P-384 stays P-384). Set, an
         existing key of another size is an error.
       - P-256 (128-bit security) is the default because every full mutual-TLS handshake verifies the CA's signatures
         on the client's chain and on each CRL of the chain, and a P-384 verification costs about ten times a P-256
         one (with OpenSSL 3.0 on Debian 12, 0.78 ms against 0.07 ms, so 3.2 ms of a server's CPU per handshake
         against 0.3 ms).
-    type: int
   cert_path:
     description: Path of the CA certificate.
     type: path
@@ -266,7 +263,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils import _params
 from ansible_collections.fleet.mtls.plugins.module_utils import _x509
 from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
-# A CA outlives its leaves: the stronger curve and RSA size by default.
+# A CA outlives its leaves: a stronger RSA key than key_spec's default (EC stays P-256: see key_size's doc).
 CA_DEFAULT_KEY_SIZE = {"ec": 256, "rsa": 4096, "ed25519": None}
 
 
@@ -288,6 +285,7 @@ def check_options(params):
                        "not to an intermediate signed elsewhere")
     else:
         validity_days = None
+    new_key_size(params)
     wanted = _ca.Wanted(params["subject"], params["path_length"], params["name_constraints_permitted"],
                         params["name_constraints_excluded"])
     renew_days_before = _ca.check_renew_days_before(params["renew_days_before"], validity_days)
@@ -337,13 +335,18 @@ def ensure_ca(module):
                                           validity_days, renew_days_before, given, now)
 
 
+def new_key_size(params):
+    """The size of a new CA key: key_size, checked by the key_spec group, unset the CA's default for the type."""
+    return _params.new_key_size(params["key_type"], params["key_size"], CA_DEFAULT_KEY_SIZE)
+
+
 def ensure_key(params, key_file):
     """(key, its PEM, whether it is new): the existing key, of the type (and the size, when asked) asked, or a new one.
 
     A new key is not yet written. Without key_size, an existing key of the type is kept at whatever size it has.
     """
     wanted_type = params["key_type"]
-    wanted_size = params["key_size"] if params["key_size"] is not None else CA_DEFAULT_KEY_SIZE[wanted_type]
+    wanted_size = new_key_size(params)
     if not key_file.exists:
         key = c.generate_private_key(wanted_type, wanted_size)
         return key, c.serialize_private_key(key, params["key_passphrase"]), True
@@ -406,11 +409,9 @@ def ensure_key_and_certificate(module, key_file, cert_file, wanted, parent_cert,
 def main():
     module = AnsibleModule(
         argument_spec=_params.argument_spec(
-            ["file_attributes"],
+            ["file_attributes", "key_spec"],
             key_path=dict(type="path", required=True),
             key_passphrase=dict(type="str", no_log=True),
-            key_type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
-            key_size=dict(type="int"),
             cert_path=dict(type="path", required=True),
             subject=dict(type="dict", required=True),
             validity_days=dict(type="int"),

@@ -27,8 +27,9 @@ description:
     V(<name>.chain.pem), V(<name>.combined.pem)) that is missing or says something else is written again from them,
     without a new request, and the mode and owner of every file are put right - above all of the key and the
     combined PEM, which hold the private key (C(repaired) lists them). The combined PEM keeps group read when it
-    has it (the group mode P(fleet.mtls.python_service#role) grants), never more. A full chain that cannot be read is issued
-    again, like a missing one.
+    has it, never more; a service's group reads its key through O(certificates[].group) and
+    O(certificates[].key_mode), which P(fleet.mtls.certificate#role) sets from what P(fleet.mtls.python_service#role)
+    asks. A full chain that cannot be read is issued again, like a missing one.
   - A key or combined PEM that is a symbolic link is refused, nothing written; these files must be regular files
     in O(directory), whose mode and owner this module keeps.
   - A private key in an option other than the key's own is refused before anything else, and masked in the
@@ -83,12 +84,15 @@ options:
         description: SPIFFE ID.
         type: str
       key_type:
-        description: Key algorithm.
+        description:
+          - Key algorithm; the sizes each takes are those of O(fleet.mtls.private_key#module:key_type).
         type: str
         choices: [ec, rsa, ed25519]
         default: ec
       key_size:
-        description: Key size.
+        description:
+          - Key size in bits, one that O(certificates[].key_type) takes; unset, that type's default (as for
+            O(fleet.mtls.private_key#module:key_size)). Any other is refused before anything is written.
         type: int
       owner:
         description: Owner of the key.
@@ -351,14 +355,15 @@ def main():
         argument_spec=_params.argument_spec(
             ["renewal"],
             directory=dict(type="path", required=True),
-            certificates=dict(type="list", elements="dict", required=True, options=dict(
+            # An entry's key_type and key_size are the key_spec group's (documented above: a doc fragment
+            # cannot add suboptions), checked by _request.check_certificate_entries().
+            certificates=dict(type="list", elements="dict", required=True, options=_params.suboptions(
+                ["key_spec"],
                 name=dict(type="str", required=True),
                 profile=dict(type="str", choices=list(_params.PROFILES), default="server_client"),
                 common_name=dict(type="str", required=True),
                 subject_alt_names=dict(type="list", elements="str", required=True),
                 spiffe_id=dict(type="str"),
-                key_type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
-                key_size=dict(type="int"),
                 owner=dict(type="str"),
                 group=dict(type="str"),
                 key_mode=dict(type="raw", default="0600", no_log=False),

@@ -19,6 +19,7 @@ description:
 author:
   - fleet.mtls maintainers (@fleet-mtls)
 extends_documentation_fragment:
+  - fleet.mtls.key_spec
   - fleet.mtls.file_attributes
   - fleet.mtls.attributes.WRITES
   - fleet.mtls.attributes.CRYPTOGRAPHY
@@ -28,17 +29,11 @@ options:
       - Where the PEM private key (PKCS#8) is kept.
     type: path
     required: true
-  type:
-    description:
-      - Key algorithm.
-    type: str
-    choices: [ec, rsa, ed25519]
-    default: ec
-  size:
-    description:
-      - Key size in bits. For V(ec) the curve (V(256) is P-256, V(384) is P-384), default V(256).
-        For V(rsa) V(2048), V(3072) or V(4096), default V(3072). Not used with V(ed25519).
-    type: int
+  # key_type and key_size are the key_spec fragment's; this module also takes them by their first names.
+  key_type:
+    aliases: [type]
+  key_size:
+    aliases: [size]
   passphrase:
     description:
       - Encrypt the key with this passphrase. The value is never logged.
@@ -68,8 +63,8 @@ EXAMPLES = r"""
 - name: RSA 3072 key, encrypted
   fleet.mtls.private_key:
     path: /etc/ssl/fleet/legacy.key
-    type: rsa
-    size: 3072
+    key_type: rsa
+    key_size: 3072
     passphrase: "{{ vault_legacy_key_passphrase }}"
 """
 
@@ -109,7 +104,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.mtls.plugins.module_utils import _crypto as c
 from ansible_collections.fleet.mtls.plugins.module_utils import _module
 from ansible_collections.fleet.mtls.plugins.module_utils import _params
-from ansible_collections.fleet.mtls.plugins.module_utils._errors import PkiError
 
 
 def ensure_key(module):
@@ -123,13 +117,8 @@ def ensure_key(module):
         result["diff"] = diffs
         return result
 
-    wanted_type = params["type"]
-    wanted_size = params["size"] if params["size"] is not None else c.DEFAULT_KEY_SIZE[wanted_type]
-    if wanted_type == "ed25519" and params["size"] is not None:
-        raise PkiError("an ed25519 key has no size; leave size unset")
-    if wanted_size not in c.KEY_SIZES[wanted_type]:
-        raise PkiError("a %s key takes size %s, not %s"
-                       % (wanted_type, ", ".join(str(s) for s in c.KEY_SIZES[wanted_type]), wanted_size))
+    wanted_type = params["key_type"]
+    wanted_size = _params.new_key_size(wanted_type, params["key_size"])
     key_file.check_writable()
 
     # Unreadable is an error: replacing it would silently break whoever holds the certificate.
@@ -156,10 +145,10 @@ def ensure_key(module):
 def main():
     module = AnsibleModule(
         argument_spec=_params.argument_spec(
-            ["file_attributes"],
+            ["file_attributes", "key_spec"],
             path=dict(type="path", required=True),
-            type=dict(type="str", choices=list(_params.KEY_TYPES), default="ec"),
-            size=dict(type="int"),
+            key_type=dict(aliases=["type"]),
+            key_size=dict(aliases=["size"]),
             passphrase=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),

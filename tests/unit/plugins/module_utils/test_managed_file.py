@@ -34,11 +34,16 @@ def snapshot(path):
         return handle.read(), st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns
 
 
+def a_file(tmp_path, name, content, mode):
+    """(path, its snapshot): a file as a module finds it."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    return path, snapshot(path)
+
+
 def test_own_check_mode_writes_nothing_and_reports_the_change(tmp_path):
-    path = tmp_path / "cert.pem"
-    path.write_bytes(b"old\n")
-    os.chmod(path, 0o600)
-    before = snapshot(path)
+    path, before = a_file(tmp_path, "cert.pem", b"old\n", 0o600)
     module = Module()
     target = _module.ManagedFile(module, str(path), 0o644, check_mode=True)
     diffs = []
@@ -78,3 +83,15 @@ def test_the_module_check_mode_is_the_default():
     assert _module.ManagedFile(module, "/nonexistent/x", 0o644).check_mode is False
     module.check_mode = True
     assert _module.ManagedFile(module, "/nonexistent/x", 0o644).check_mode is True
+
+
+def test_check_mode_reports_an_account_an_earlier_task_makes_instead_of_failing(tmp_path):
+    """The certificate role makes a key's group before certificate_request sets it; check mode made none."""
+    path, before = a_file(tmp_path, "server.key", b"key\n", 0o600)
+    module = Module()
+    module.check_mode = True
+    assert _module.missing_accounts(owner="root", group="fleet-mtls-no-such-group") == ["fleet-mtls-no-such-group"]
+    assert _module.missing_accounts(owner="0", group=str(os.getgid())) == []
+    target = _module.ManagedFile(module, str(path), 0o640, group="fleet-mtls-no-such-group")
+    assert target.ensure_attributes(False) is True
+    assert snapshot(path) == before

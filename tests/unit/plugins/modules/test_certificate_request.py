@@ -425,8 +425,8 @@ def test_a_re_run_repairs_the_files_of_a_good_certificate_without_a_request(run_
 
 @pytest.mark.parametrize("mode, repaired_mode", [(0o640, None), (0o644, 0o640), (0o660, 0o640), (0o604, 0o600)])
 def test_a_combined_pem_may_stay_group_readable_never_more(run_module, installed, mode, repaired_mode):
-    """Group read is the documented group mode python_service gives its service's group: kept, so the two roles
-    do not undo each other on every run; any grant beyond it is taken away."""
+    """Group read given outside the entry (a service's group gets its key through the entry's group and key_mode)
+    is kept; any grant beyond it is taken away."""
     args, directory = installed
     combined = directory / "server.combined.pem"
     os.chmod(str(combined), mode)
@@ -434,6 +434,20 @@ def test_a_combined_pem_may_stay_group_readable_never_more(run_module, installed
     assert result["changed"] is (repaired_mode is not None)
     assert combined.stat().st_mode & 0o777 == (repaired_mode if repaired_mode is not None else mode)
     assert run_module(args)["changed"] is False
+
+
+def test_check_mode_reports_a_key_group_still_to_be_made_and_writes_nothing(run_module, installed):
+    """The certificate role makes a service's group just before this module sets it on the key files; in check
+    mode it made none, so the files are reported as changing, not a failure."""
+    args, directory = installed
+    before = _digests(directory)  # content and mode of every file
+    server = dict(args["certificates"][0], group="fleet-mtls-no-such-group", key_mode="0640")
+    checked = run_module(dict(args, certificates=[server, args["certificates"][1]]), check_mode=True)
+    assert not checked.get("failed") and checked["changed"] is True, checked
+    assert checked["requests"] == []
+    assert _digests(directory) == before
+    refused = run_module(dict(args, certificates=[server, args["certificates"][1]]))
+    assert refused.get("failed") and "fleet-mtls-no-such-group" in refused["msg"], refused
 
 
 def test_a_full_chain_that_cannot_be_read_is_issued_again(run_module, installed):
