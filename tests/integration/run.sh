@@ -2,13 +2,17 @@
 # Run the integration targets through ansible-playbook, once with each Python
 # the modules meet: the controller's virtualenv and Debian's own python3 with
 # its packaged cryptography (what a managed Debian host runs them with).
-# Usage: tests/integration/run.sh [TARGET ...]   (default: every target)
+# Usage: tests/integration/run.sh [TARGET ...]   (default: every target but the
+# setup_* ones, which run as the dependency of the targets that need them)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  for dir in tests/integration/targets/*/; do targets+=("$(basename "$dir")"); done
+  for dir in tests/integration/targets/*/; do
+    target=$(basename "$dir")
+    [[ $target == setup_* ]] || targets+=("$target")
+  done
 fi
 target_json=$(printf '"%s",' "${targets[@]}")
 export ANSIBLE_ROLES_PATH="$repo/tests/integration/targets"
